@@ -8,7 +8,7 @@ read them from here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,6 @@ class Settings:
     gx_dir: Path
     warehouse_dir: Path
     dbt_target: str = "dev"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def build_dir(self) -> Path:
@@ -61,8 +60,11 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """Variables that ``profiles.yml`` and ``dbt_project.yml`` read."""
+        # dbt writes each seed's compiled SQL to target/run/<project>/<seed path>;
+        # an absolute seed path makes that the CSV itself (dbt overwrites the raw
+        # file with SQL). A path relative to the dbt project keeps it in target/.
         return {
-            "DQ_SEEDS_DIR": str(self.seeds_dir),
+            "DQ_SEEDS_DIR": os.path.relpath(self.seeds_dir, self.dbt_project_dir),
             "DQ_BUILD_DB": str(self.build_db),
             "DQ_BUILD_DIR": str(self.build_dir),
             "DBT_PROFILES_DIR": str(self.profiles_dir),

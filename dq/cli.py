@@ -1,0 +1,127 @@
+"""Command line: ``python -m dq <verb>``.
+
+Exit codes (stable): 0 published / success, 1 a quality gate failed (nothing
+published), 2 bad input or usage (nothing loaded, nothing published).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from dq import config, pipeline
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dq.summary import render
+
+    run = pipeline.run_all(config.load(), run_id=args.run_id)
+    print(render(run))
+    return run.exit_code if run.exit_code is not None else pipeline.EXIT_GATE
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from dq import validate
+
+    settings = config.load()
+    if not settings.build_db.exists():
+        print(f"no build warehouse at {settings.build_db}; run `python -m dq run` first",
+              file=sys.stderr)
+        return pipeline.EXIT_INPUT
+    ok = True
+    for layer in args.layers:
+        report = validate.run_checkpoint(settings, layer, args.run_id or pipeline.new_run_id())
+        for s in report.suites:
+            flag = "ok" if s.success else "FAILED"
+            print(f"{layer:<12} {s.suite:<18} {s.passed}/{s.evaluated} {flag}")
+            for message in s.failed_critical:
+                print(f"    critical: {message}")
+        ok &= report.success
+    print(f"GX Data Docs: {settings.data_docs_dir / 'index.html'}")
+    return pipeline.EXIT_OK if ok else pipeline.EXIT_GATE
+
+
+def _cmd_preflight(args: argparse.Namespace) -> int:
+    from dq import preflight
+
+    settings = config.load()
+    try:
+        sizes = preflight.check_all(settings.seeds_dir)
+    except preflight.BadInput as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return pipeline.EXIT_INPUT
+    for name, size in sizes.items():
+        print(f"{name:<16} ok ({size} bytes)")
+    return pipeline.EXIT_OK
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    settings = config.load()
+    run = pipeline.Run(settings=settings, run_id=pipeline.new_run_id())
+    try:
+        pipeline.docs(run)
+    except pipeline.GateFailed as exc:
+        print(exc, file=sys.stderr)
+        return pipeline.EXIT_GATE
+    print(f"dbt docs:     {settings.dbt_target_dir / 'static_index.html'}")
+    print(f"GX Data Docs: {settings.data_docs_dir / 'index.html'}")
+    return pipeline.EXIT_OK
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from dq.data import generate
+
+    counts = generate(Path(args.out), years=args.years, seed=args.seed)
+    for name, n in counts.items():
+        print(f"{name:<16} {n:>8} rows")
+    return pipeline.EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dq",
+        description="Jaffle Shop data-quality pipeline: dbt seeds -> models -> GX -> publish.",
+        epilog="Exit codes: 0 published/success, 1 quality gate failed, 2 bad input or usage.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("run", help="the whole pipeline: preflight, seed, validate, "
+                         "transform, validate, publish, docs")
+    p.add_argument("--run-id", help="use this run id instead of a time-based one")
+    p.set_defaults(func=_cmd_run)
+
+    p = verbs.add_parser("preflight", help="check the raw CSVs against their contracts only")
+    p.set_defaults(func=_cmd_preflight)
+
+    p = verbs.add_parser("validate", help="run the GX checkpoints on the current build warehouse")
+    p.add_argument("layers", nargs="*", choices=["raw", "transformed"],
+                   default=["raw", "transformed"])
+    p.add_argument("--run-id")
+    p.set_defaults(func=_cmd_validate)
+
+    p = verbs.add_parser("docs", help="generate dbt docs (GX Data Docs come with each run)")
+    p.set_defaults(func=_cmd_docs)
+
+    p = verbs.add_parser("data", help="generate reproducible jafgen data")
+    p.add_argument("--years", type=float, default=1.0, help="simulated years (fractions ok)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", default="seeds", help="output folder (default: seeds)")
+    p.set_defaults(func=_cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return args.func(args)

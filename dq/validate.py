@@ -1,0 +1,172 @@
+"""Run the Great Expectations suites on the build warehouse and update Data Docs.
+
+The file context lives in ``gx/`` (committed: config, suites, validation
+definitions, checkpoints; git-ignored: ``gx/uncommitted/`` with results and
+Data Docs). Suites are (re)registered from :mod:`dq.suites` on every run, so
+the committed JSON is always what the code declares.
+
+``Checkpoint.run()`` never raises on failed expectations; :func:`run_checkpoint`
+reads the result and reports failures by severity, and the caller decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dq.config import Settings
+from dq.contracts import load_contracts
+from dq.suites import CRITICAL, declare
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "warehouse"
+#: GX substitutes this variable into the connection string at run time, so the
+#: committed gx/great_expectations.yml holds no machine path.
+DB_VARIABLE = "DQ_GX_WAREHOUSE_DB"
+
+
+@dataclass
+class SuiteResult:
+    """Outcome of one suite on one table."""
+
+    suite: str
+    layer: str
+    evaluated: int
+    passed: int
+    failed_critical: list[str] = field(default_factory=list)
+    failed_warning: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return not self.failed_critical
+
+
+@dataclass
+class CheckpointReport:
+    """What a checkpoint found, plus where Data Docs are."""
+
+    name: str
+    suites: list[SuiteResult]
+    data_docs_index: Path | None
+
+    @property
+    def success(self) -> bool:
+        return all(s.success for s in self.suites)
+
+
+def get_context(settings: Settings):
+    """The project's GX file context (created under ``gx/`` on first use)."""
+    import great_expectations as gx
+
+    settings.gx_dir.parent.mkdir(parents=True, exist_ok=True)
+    return gx.get_context(mode="file", project_root_dir=str(settings.gx_dir.parent))
+
+
+def _datasource(context, settings: Settings):
+    os.environ[DB_VARIABLE] = str(settings.build_db)
+    try:
+        return context.data_sources.get(DATASOURCE)
+    except KeyError:
+        return context.data_sources.add_sqlite(
+            name=DATASOURCE, connection_string="sqlite:///${" + DB_VARIABLE + "}"
+        )
+
+
+def register(settings: Settings):
+    """Register every suite, table asset, validation definition and checkpoint.
+
+    Returns the context. Idempotent: safe to call on every run.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    context = get_context(settings)
+    datasource = _datasource(context, settings)
+    declared = declare(load_contracts(settings.seeds_dir).values())
+    for layer, suites in declared.items():
+        definitions = []
+        for table, expectations in suites.items():
+            suite = gx.ExpectationSuite(name=table, expectations=expectations)
+            _set_stable_ids(suite)
+            suite.meta = {"layer": layer}
+            suite = context.suites.add_or_update(suite)
+            try:
+                asset = datasource.get_asset(table)
+            except LookupError:
+                asset = datasource.add_table_asset(name=table, table_name=table)
+            try:
+                batch = asset.get_batch_definition(table)
+            except KeyError:
+                batch = asset.add_batch_definition_whole_table(table)
+            definitions.append(
+                context.validation_definitions.add_or_update(
+                    gx.ValidationDefinition(name=table, data=batch, suite=suite)
+                )
+            )
+        context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=layer,
+                validation_definitions=definitions,
+                actions=[UpdateDataDocsAction(name="update_data_docs")],
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+    return context
+
+
+def _set_stable_ids(suite) -> None:
+    """Give each expectation an id derived from its suite, position and config.
+
+    GX draws random ids otherwise, and every run would rewrite the committed
+    suite JSON; stable ids keep ``gx/expectations/`` a pure function of
+    :mod:`dq.suites` (a test checks that).
+    """
+    suite.id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dq-suite:{suite.name}"))
+    for position, expectation in enumerate(suite.expectations):
+        config = expectation.configuration
+        key = f"{suite.name}:{position}:{config.type}:{sorted(config.kwargs.items())!r}"
+        expectation.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+
+def run_checkpoint(settings: Settings, layer: str, run_id: str) -> CheckpointReport:
+    """Validate one layer ("raw" or "transformed") of the build warehouse."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    context = register(settings)
+    checkpoint = context.checkpoints.get(layer)
+    result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
+    suites = []
+    for validation in result.run_results.values():
+        failed = {CRITICAL: [], "warning": [], "info": []}
+        for r in validation.results:
+            if not r.success:
+                config = r.expectation_config
+                severity = str(getattr(config, "severity", CRITICAL).value
+                               if hasattr(getattr(config, "severity", None), "value")
+                               else getattr(config, "severity", CRITICAL))
+                failed.setdefault(severity, []).append(_describe(config, r.result))
+        stats = validation.statistics
+        suites.append(
+            SuiteResult(
+                suite=validation.suite_name,
+                layer=layer,
+                evaluated=int(stats["evaluated_expectations"]),
+                passed=int(stats["successful_expectations"]),
+                failed_critical=failed[CRITICAL],
+                failed_warning=failed["warning"],
+            )
+        )
+    index = settings.data_docs_dir / "index.html"
+    return CheckpointReport(name=layer, suites=suites, data_docs_index=index if index.exists() else None)
+
+
+def _describe(config, result: dict) -> str:
+    kwargs = {k: v for k, v in config.kwargs.items() if k in ("column", "column_list")}
+    what = config.description or config.type
+    where = f" {kwargs}" if kwargs else ""
+    count = result.get("unexpected_count") if isinstance(result, dict) else None
+    return f"{what}{where}" + (f" ({count} unexpected)" if count else "")
