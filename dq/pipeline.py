@@ -61,6 +61,7 @@ class StepRecord:
     status: str  # ok | failed | skipped
     seconds: float
     message: str = ""
+    exit_code: int = 0  # what a failure of this step means for the run
     detail: dict = field(default_factory=dict)
 
 
@@ -167,6 +168,7 @@ def _timed(run: Run, name: str, body: Callable[[StepRecord], None]) -> StepRecor
     except Exception as exc:
         record.status = "failed"
         record.message = record.message or str(exc)
+        record.exit_code = EXIT_INPUT if isinstance(exc, BadInput) else EXIT_GATE
         raise
     finally:
         record.seconds = round(time.perf_counter() - started, 2)
@@ -315,6 +317,21 @@ def finish(run: Run, exit_code: int) -> Run:
     )
     run.save()
     return run
+
+
+def outcome(run: Run) -> int:
+    """The run's exit code from its step records (used where steps ran apart)."""
+    for record in run.steps:
+        if record.status == "failed" and record.name != "docs":
+            return record.exit_code or EXIT_GATE
+    return EXIT_OK if (run.step("publish") and run.step("publish").status == "ok") else EXIT_GATE
+
+
+def run_step(settings: Settings, run_id: str, name: str) -> StepRecord:
+    """Run one named step of an existing run under the warehouse lock (Airflow tasks)."""
+    step = {s.__name__: s for s in (*STEPS, docs)}[name]
+    with warehouse_lock(settings, run_id):
+        return step(Run.load(settings, run_id))
 
 
 #: The steps in order; the DAG builds one task per entry.
