@@ -1,0 +1,61 @@
+# The verbs people guess. Everything installs into .venv from requirements.txt.
+#   make demo   set up and run the whole pipeline on the bundled data
+#   make test   set up (incl. Chromium for browser tests) and run the whole test suite
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV := $(PY) -m uv
+PYTEST_ARGS ?=
+YEARS ?= 1
+SEED ?= 42
+
+.PHONY: help setup setup-test demo run test lint fmt docs data sample lock clean gx-suites
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+setup: ## create .venv and install the pinned requirements and the dq package
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
+	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV) --python $(PY)
+	@$(UV) pip install --quiet -p $(BIN)/python -r requirements.txt
+	@$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
+
+setup-test: setup ## also install what the tests need beyond Python: Chromium
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 2; fi; }
+
+demo: setup run ## set up, then run the whole pipeline on the bundled data
+
+run: ## the whole pipeline: preflight, seed, validate, transform, validate, publish, docs
+	$(BIN)/python -m dq run
+
+test: setup-test ## the whole test suite (what .ci/run calls)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff and SQLFluff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd dbt_project && ../$(BIN)/sqlfluff lint models macros tests
+
+fmt: setup ## apply ruff's formatting
+	$(BIN)/ruff format .
+
+docs: setup ## dbt docs (GX Data Docs are written by every run)
+	$(BIN)/python -m dq docs
+
+gx-suites: setup ## regenerate gx/expectations/*.json from dq/suites.py
+	$(BIN)/python -c "from dq import config, validate; validate.register(config.load())"
+
+data: setup ## reproducible benchmark data: make data YEARS=1 -> .cache/data/years-1
+	$(BIN)/python -m dq data --years $(YEARS) --seed $(SEED) --out .cache/data/years-$(YEARS)
+
+sample: setup ## regenerate the bundled sample in seeds/ (what tests/test_data.py checks)
+	$(BIN)/python -m dq data --years 0.08 --seed 42 --out seeds
+
+lock: ## re-pin requirements.txt from requirements.in
+	$(UV) pip compile -q requirements.in -p $(BIN)/python -o requirements.txt --no-header
+
+clean: ## remove build outputs (not the venv)
+	rm -rf warehouse dbt_project/target dbt_project/logs gx/uncommitted/validations gx/uncommitted/data_docs artifacts
