@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-UV := $(PY) -m uv
+UV := $(BIN)/python -m uv
 PYTEST_ARGS ?=
 YEARS ?= 1
 SEED ?= 42
@@ -16,8 +16,9 @@ help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 setup: ## create .venv and install the pinned requirements and the dq package
-	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
-	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV) --python $(PY)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(UV) --version >/dev/null 2>&1 || { $(BIN)/python -m ensurepip -q >/dev/null 2>&1; \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; }
 	@$(UV) pip install --quiet -p $(BIN)/python -r requirements.txt
 	@$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
 
