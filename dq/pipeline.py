@@ -160,6 +160,7 @@ def _ensure_writable(directory: Path) -> None:
 def _timed(run: Run, name: str, body: Callable[[StepRecord], None]) -> StepRecord:
     record = StepRecord(name=name, status="running", seconds=0.0)
     run.steps = [s for s in run.steps if s.name != name] + [record]
+    run.save()  # "running" is visible to people (and tests) watching the record
     started = time.perf_counter()
     log.info("[%s] %s ...", run.run_id, name)
     try:
@@ -183,8 +184,12 @@ def start(settings: Settings, run_id: str | None = None) -> Run:
     """Create the run record and a fresh, empty build directory."""
     run = Run(settings=settings, run_id=run_id or new_run_id())
     _ensure_writable(settings.warehouse_dir)
+    # A killed run may have left a half-built warehouse or a half-written copy
+    # beside the published file: neither was ever visible to readers; drop both.
     if settings.build_dir.exists():
         shutil.rmtree(settings.build_dir)
+    for stale in settings.warehouse_dir.glob(f".{settings.published_db.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     settings.build_dir.mkdir(parents=True)
     run.save()
     return run

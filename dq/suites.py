@@ -204,6 +204,24 @@ TRANSFORMED: dict[str, list[gxe.Expectation]] = {
 }
 
 
+def rejected_suite(contract: Contract) -> list[gxe.Expectation]:
+    """Quarantine table: its row count is shown in Data Docs; every row has a reason.
+
+    The budget itself is enforced on the staging table (see staging_suite).
+    """
+    return [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=0,
+            description=f"rows of {contract.name} quarantined (shown for monitoring)",
+            severity="info",
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="reject_reason"),
+        gxe.ExpectTableColumnsToMatchOrderedList(
+            column_list=[*contract.columns, "reject_reason"]
+        ),
+    ]
+
+
 def declare(contracts: Iterable[Contract]) -> dict[str, dict[str, list[gxe.Expectation]]]:
     """All suites, grouped by layer: ``{"raw": {table: [...]}, "transformed": {...}}``.
 
@@ -214,6 +232,7 @@ def declare(contracts: Iterable[Contract]) -> dict[str, dict[str, list[gxe.Expec
     transformed = {name: _fresh(exps) for name, exps in TRANSFORMED.items()}
     for c in contracts:
         transformed[c.staging_table] = staging_suite(c) + transformed[c.staging_table]
+        transformed[c.rejected_table] = rejected_suite(c)
     return {"raw": raw, "transformed": transformed}
 
 
