@@ -282,7 +282,7 @@ def publish(run: Run) -> StepRecord:
         settings = run.settings
         new = publish_mod.table_counts(settings.build_db)
         old = publish_mod.table_counts(settings.published_db)
-        max_drop = float(os.environ.get("DQ_MAX_ROW_DROP", "0.5"))
+        max_drop = float(os.environ.get("DQ_MAX_ROW_DROP", "0.3"))
         drops = [
             f"{t}: {old[t]} -> {new.get(t, 0)} rows"
             for t in sorted(old)

@@ -59,3 +59,34 @@ def bundled_run(tmp_path_factory: pytest.TempPathFactory):
     root = copy_project(tmp_path_factory.mktemp("bundled") / "project")
     result = run_cli(root, "run")
     return root, result
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def published_project(project: Path, bundled_run) -> tuple[Path, str]:
+    """A project copy that already has a published warehouse (from the session
+    run) and that warehouse's hash, to prove a failed run leaves it unchanged."""
+    source_root, result = bundled_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    warehouse = project / "warehouse"
+    warehouse.mkdir()
+    target = warehouse / "jaffle_shop.db"
+    shutil.copy2(source_root / "warehouse" / "jaffle_shop.db", target)
+    return project, sha256(target)
+
+
+def rewrite_csv(path: Path, edit) -> None:
+    """Read a CSV as rows, let ``edit(header, rows)`` change them, write it back."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, data = rows[0], rows[1:]
+    data = edit(header, data) or data
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, *data])
