@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 YEARS ?= 1
 SEED ?= 42
 
-.PHONY: help setup setup-test demo run test lint fmt docs data sample lock clean gx-suites
+.PHONY: help setup setup-ui setup-test demo run test lint fmt docs serve airflow airflow-stop \
+	airflow-status data sample bench bench-quick lock clean gx-suites
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -22,7 +23,10 @@ setup: ## create .venv and install the pinned requirements and the dq package
 	@$(UV) pip install --quiet -p $(BIN)/python -r requirements.txt
 	@$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
 
-setup-test: setup ## also install what the tests need beyond Python: Chromium
+setup-ui: ## pinned front-end assets so GX Data Docs render offline (npm ci)
+	@test -d node_modules/bootstrap || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+setup-test: setup setup-ui ## also install what the tests need beyond Python: Chromium, assets
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 2; fi; }
@@ -45,6 +49,24 @@ fmt: setup ## apply ruff's formatting
 
 docs: setup ## dbt docs (GX Data Docs are written by every run)
 	$(BIN)/python -m dq docs
+
+serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:$${DQ_DOCS_PORT:-8765}
+	$(BIN)/python -m dq serve
+
+airflow: setup ## start Airflow locally on 127.0.0.1:$${DQ_AIRFLOW_PORT:-8080} (prints URL + login)
+	$(BIN)/python -m dq airflow start
+
+airflow-stop: ## stop every Airflow process `make airflow` started
+	$(BIN)/python -m dq airflow stop
+
+airflow-status: ## health and memory of the local Airflow
+	$(BIN)/python -m dq airflow status
+
+bench: setup ## dbt seed: stock dbt-sqlite vs project loader vs sqlite3 .import (~15 min)
+	$(BIN)/python bench/bench_seeds.py --skip-stock-above 2
+
+bench-quick: setup ## a 30-second smoke run of the seed benchmark
+	$(BIN)/python bench/bench_seeds.py --quick
 
 gx-suites: setup ## regenerate gx/expectations/*.json from dq/suites.py
 	$(BIN)/python -c "from dq import config, validate; validate.register(config.load())"

@@ -7,6 +7,11 @@ the staging, quarantine and mart models, validates them, and only when every
 gate passed publishes the warehouse atomically. dbt docs are generated in all
 cases; GX Data Docs are updated by every checkpoint, so failed runs are visible.
 
+A successful `publish` emits the `jaffle_shop_warehouse` asset event (DAGs that
+read the warehouse can be scheduled on it). `finish` notifies the configured
+channels (`DQ_SLACK_WEBHOOK_URL`, `DQ_SMTP_*`) about failures and successes.
+Schedule: `DQ_SCHEDULE` (default `@daily`; empty for manual runs only).
+
 Every task is a thin call to `dq.pipeline` — the same functions that
 `python -m dq run` calls. Nothing heavy happens at import time.
 """
@@ -17,7 +22,10 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, dag, task
+
+#: The published warehouse, updated only by a successful publish task.
+WAREHOUSE = Asset(name="jaffle_shop_warehouse", uri="dq://jaffle_shop/warehouse")
 
 STEPS = ("preflight", "seed", "validate_raw", "transform", "validate_transformed", "publish")
 
@@ -36,7 +44,7 @@ def _run_step(name: str, run_id: str) -> None:
 
 @dag(
     dag_id="jaffle_shop_dq",
-    schedule=os.environ.get("DQ_SCHEDULE", "@daily"),
+    schedule=os.environ.get("DQ_SCHEDULE", "@daily") or None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -62,7 +70,11 @@ def jaffle_shop_dq():
         return run_id
 
     def step_task(name: str):
-        @task(task_id=name, doc_md=f"`dq.pipeline.{name}` on this run's build warehouse.")
+        @task(
+            task_id=name,
+            doc_md=f"`dq.pipeline.{name}` on this run's build warehouse.",
+            outlets=[WAREHOUSE] if name == "publish" else [],
+        )
         def run(dq_run_id: str) -> None:
             _run_step(name, dq_run_id)
 
@@ -75,15 +87,16 @@ def jaffle_shop_dq():
 
     @task(trigger_rule="all_done")
     def finish(dq_run_id: str) -> int:
-        """Close the run record; fail the DAG run unless the warehouse was published."""
+        """Close the run record, notify, and fail the DAG run unless the warehouse was published."""
         from airflow.exceptions import AirflowFailException
 
-        from dq import config, pipeline
+        from dq import config, notify, pipeline
 
         settings = config.load()
         run = pipeline.Run.load(settings, dq_run_id)
         code = pipeline.outcome(run)
         pipeline.finish(run, code)
+        notify.notify_run(run)
         if code != pipeline.EXIT_OK:
             raise AirflowFailException(f"run {dq_run_id} ended with exit code {code}: {run.status}")
         return code

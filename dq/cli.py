@@ -27,8 +27,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     settings = config.load()
     if not settings.build_db.exists():
-        print(f"no build warehouse at {settings.build_db}; run `python -m dq run` first",
-              file=sys.stderr)
+        print(
+            f"no build warehouse at {settings.build_db}; run `python -m dq run` first",
+            file=sys.stderr,
+        )
         return pipeline.EXIT_INPUT
     ok = True
     for layer in args.layers:
@@ -80,6 +82,23 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return pipeline.EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from dq import serve
+
+    return serve.main([] if args.port is None else ["--port", str(args.port)])
+
+
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    from dq import airflow_local
+
+    argv = [args.action]
+    if args.port is not None:
+        argv += ["--port", str(args.port)]
+    if args.home is not None:
+        argv += ["--home", str(args.home)]
+    return airflow_local.main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dq",
@@ -89,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = verbs.add_parser("run", help="the whole pipeline: preflight, seed, validate, "
-                         "transform, validate, publish, docs")
+    p = verbs.add_parser(
+        "run",
+        help="the whole pipeline: preflight, seed, validate, transform, validate, publish, docs",
+    )
     p.add_argument("--run-id", help="use this run id instead of a time-based one")
     p.set_defaults(func=_cmd_run)
 
@@ -98,13 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_preflight)
 
     p = verbs.add_parser("validate", help="run the GX checkpoints on the current build warehouse")
-    p.add_argument("layers", nargs="*", choices=["raw", "transformed"],
-                   default=["raw", "transformed"])
+    p.add_argument(
+        "layers", nargs="*", choices=["raw", "transformed"], default=["raw", "transformed"]
+    )
     p.add_argument("--run-id")
     p.set_defaults(func=_cmd_validate)
 
     p = verbs.add_parser("docs", help="generate dbt docs (GX Data Docs come with each run)")
     p.set_defaults(func=_cmd_docs)
+
+    p = verbs.add_parser("serve", help="serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
+    p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")
+    p.set_defaults(func=_cmd_serve)
+
+    p = verbs.add_parser("airflow", help="run Airflow locally: start | stop | status")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--port", type=int, help="default: $DQ_AIRFLOW_PORT or 8080")
+    p.add_argument("--home", type=Path, help="default: $DQ_AIRFLOW_HOME or airflow_home/")
+    p.set_defaults(func=_cmd_airflow)
 
     p = verbs.add_parser("data", help="generate reproducible jafgen data")
     p.add_argument("--years", type=float, default=1.0, help="simulated years (fractions ok)")

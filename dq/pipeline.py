@@ -107,8 +107,13 @@ class Run:
     @classmethod
     def load(cls, settings: Settings, run_id: str) -> Run:
         data = json.loads((settings.runs_dir / f"{run_id}.json").read_text(encoding="utf-8"))
-        run = cls(settings=settings, run_id=run_id, status=data["status"],
-                  exit_code=data["exit_code"], started_at=data["started_at"])
+        run = cls(
+            settings=settings,
+            run_id=run_id,
+            status=data["status"],
+            exit_code=data["exit_code"],
+            started_at=data["started_at"],
+        )
         run.steps = [StepRecord(**s) for s in data["steps"]]
         return run
 
@@ -152,7 +157,9 @@ def _ensure_writable(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInput(f"warehouse directory {directory} cannot be created: {exc.strerror}") from exc
+        raise BadInput(
+            f"warehouse directory {directory} cannot be created: {exc.strerror}"
+        ) from exc
     if not os.access(directory, os.W_OK | os.X_OK):
         raise BadInput(f"warehouse directory {directory} is not writable")
 
@@ -371,8 +378,15 @@ def run_all(settings: Settings, run_id: str | None = None) -> Run:
                 if run.step("seed") is not None:
                     with contextlib.suppress(Exception):
                         docs(run)
-            return finish(run, code)
+            run = finish(run, code)
     except BadInput as exc:  # lock or warehouse directory: no run record can be written
         run = Run(settings=settings, run_id=run_id, status="bad input", exit_code=EXIT_INPUT)
-        run.steps.append(StepRecord(name="start", status="failed", seconds=0.0, message=str(exc)))
-        return run
+        run.steps.append(
+            StepRecord(
+                name="start", status="failed", seconds=0.0, message=str(exc), exit_code=EXIT_INPUT
+            )
+        )
+    from dq.notify import notify_run  # here, not at the top: notify imports pipeline
+
+    notify_run(run)
+    return run

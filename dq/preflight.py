@@ -114,9 +114,7 @@ def check_file(path: Path, contract: Contract) -> list[Problem]:
     first_line = text.splitlines()[0]
     delimiter = _sniff_delimiter(first_line)
     if delimiter and delimiter != DELIMITER and DELIMITER not in first_line:
-        return [
-            Problem(path, 1, None, f"delimiter is {delimiter!r}; expected {DELIMITER!r}")
-        ]
+        return [Problem(path, 1, None, f"delimiter is {delimiter!r}; expected {DELIMITER!r}")]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITER, strict=True)
     try:
         header = next(reader)

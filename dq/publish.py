@@ -28,7 +28,12 @@ def table_counts(db: Path) -> dict[str, int]:
             )
         ]
         # Names come from sqlite_master and are quoted as identifiers.
-        return {n: conn.execute(f'select count(*) from "{n.replace(chr(34), chr(34) * 2)}"').fetchone()[0] for n in names}
+        return {
+            n: conn.execute(f'select count(*) from "{n.replace(chr(34), chr(34) * 2)}"').fetchone()[
+                0
+            ]
+            for n in names
+        }
 
 
 def _fsync(path: Path) -> None:
@@ -46,10 +51,10 @@ def publish(build_db: Path, published_db: Path) -> Path:
     tmp = published_db.with_name(f".{published_db.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{build_db}?mode=ro", uri=True)) as src:
-            with contextlib.closing(sqlite3.connect(tmp)) as dst:
-                src.backup(dst)
-                dst.execute("pragma journal_mode = delete")
+        source = sqlite3.connect(f"file:{build_db}?mode=ro", uri=True)
+        with contextlib.closing(source) as src, contextlib.closing(sqlite3.connect(tmp)) as dst:
+            src.backup(dst)
+            dst.execute("pragma journal_mode = delete")
         _fsync(tmp)
         os.replace(tmp, published_db)
         _fsync(published_db.parent)

@@ -88,7 +88,11 @@ RAW_EXTRA: dict[str, list[gxe.Expectation]] = {
         gxe.ExpectColumnValuesToMatchRegex(column=c, regex=WHOLE_NUMBER, severity=WARNING)
         for c in ("subtotal", "tax_paid", "order_total")
     ]
-    + [gxe.ExpectColumnValuesToMatchRegex(column="ordered_at", regex=ISO_TIMESTAMP, severity=WARNING)],
+    + [
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="ordered_at", regex=ISO_TIMESTAMP, severity=WARNING
+        )
+    ],
     "raw_products": [
         gxe.ExpectColumnValuesToMatchRegex(column="price", regex=WHOLE_NUMBER, severity=WARNING)
     ],
@@ -125,7 +129,9 @@ TRANSFORMED: dict[str, list[gxe.Expectation]] = {
     "stg_customers": [
         *_types({"customer_id": TEXT, "customer_name": TEXT}),
         *_keys("customer_id"),
-        _rows("names are trimmed", "select * from {batch} where customer_name <> trim(customer_name)"),
+        _rows(
+            "names are trimmed", "select * from {batch} where customer_name <> trim(customer_name)"
+        ),
     ],
     "stg_locations": [
         *_types({"location_id": TEXT, "tax_rate": NUMBER, "opened_at": TEXT}),
@@ -216,9 +222,7 @@ def rejected_suite(contract: Contract) -> list[gxe.Expectation]:
             severity="info",
         ),
         gxe.ExpectColumnValuesToNotBeNull(column="reject_reason"),
-        gxe.ExpectTableColumnsToMatchOrderedList(
-            column_list=[*contract.columns, "reject_reason"]
-        ),
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*contract.columns, "reject_reason"]),
     ]
 
 

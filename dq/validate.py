@@ -145,9 +145,11 @@ def run_checkpoint(settings: Settings, layer: str, run_id: str) -> CheckpointRep
         for r in validation.results:
             if not r.success:
                 config = r.expectation_config
-                severity = str(getattr(config, "severity", CRITICAL).value
-                               if hasattr(getattr(config, "severity", None), "value")
-                               else getattr(config, "severity", CRITICAL))
+                severity = str(
+                    getattr(config, "severity", CRITICAL).value
+                    if hasattr(getattr(config, "severity", None), "value")
+                    else getattr(config, "severity", CRITICAL)
+                )
                 failed.setdefault(severity, []).append(_describe(config, r.result))
         stats = validation.statistics
         suites.append(
@@ -161,7 +163,9 @@ def run_checkpoint(settings: Settings, layer: str, run_id: str) -> CheckpointRep
             )
         )
     index = settings.data_docs_dir / "index.html"
-    return CheckpointReport(name=layer, suites=suites, data_docs_index=index if index.exists() else None)
+    return CheckpointReport(
+        name=layer, suites=suites, data_docs_index=index if index.exists() else None
+    )
 
 
 def _describe(config, result: dict) -> str:

@@ -83,8 +83,9 @@ def missing_column(seeds: Path):
 
 def renamed_column(seeds: Path):
     p = seeds / "raw_orders.csv"
-    p.write_text(p.read_text(encoding="utf-8").replace("ordered_at", "ordered_on", 1),
-                 encoding="utf-8")
+    p.write_text(
+        p.read_text(encoding="utf-8").replace("ordered_at", "ordered_on", 1), encoding="utf-8"
+    )
     return "raw_orders.csv:1:3: column 'ordered_on' should be 'ordered_at' (renamed?)"
 
 
@@ -111,8 +112,12 @@ def reordered_columns(seeds: Path):
 
 def sql_in_header(seeds: Path):
     p = seeds / "raw_customers.csv"
-    p.write_text(p.read_text(encoding="utf-8").replace(
-        "id,name", 'id,"name text); drop table raw_orders; --"', 1), encoding="utf-8")
+    p.write_text(
+        p.read_text(encoding="utf-8").replace(
+            "id,name", 'id,"name text); drop table raw_orders; --"', 1
+        ),
+        encoding="utf-8",
+    )
     return "raw_customers.csv:1:2: column 'name text); drop table raw_orders; --' should be 'name'"
 
 
@@ -128,14 +133,30 @@ def unknown_file(seeds: Path):
 
 def unterminated_quote(seeds: Path):
     p = seeds / "raw_products.csv"
-    p.write_text(p.read_text(encoding="utf-8") + 'BEV-099,"never closed,beverage,500,x\n',
-                 encoding="utf-8")
+    p.write_text(
+        p.read_text(encoding="utf-8") + 'BEV-099,"never closed,beverage,500,x\n', encoding="utf-8"
+    )
     return "raw_products.csv:12: malformed CSV"
 
 
-CASES = [empty, header_only, ragged_long, ragged_short, wrong_delimiter, tab_delimiter,
-         invalid_utf8, missing_column, renamed_column, duplicated_column, extra_column,
-         reordered_columns, sql_in_header, missing_file, unknown_file, unterminated_quote]
+CASES = [
+    empty,
+    header_only,
+    ragged_long,
+    ragged_short,
+    wrong_delimiter,
+    tab_delimiter,
+    invalid_utf8,
+    missing_column,
+    renamed_column,
+    duplicated_column,
+    extra_column,
+    reordered_columns,
+    sql_in_header,
+    missing_file,
+    unknown_file,
+    unterminated_quote,
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -156,7 +177,8 @@ def test_preflight_verb_lists_every_problem_at_once(project):
     renamed_column_customers = project / "seeds" / "raw_stores.csv"
     renamed_column_customers.write_text(
         renamed_column_customers.read_text(encoding="utf-8").replace("tax_rate", "rate", 1),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     result = run_cli(project, "preflight")
     assert result.returncode == 2
     assert "raw_orders.csv:5:8" in result.stderr

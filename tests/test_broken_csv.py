@@ -35,16 +35,19 @@ def test_too_many_bad_orders_fail_the_gate_and_show_in_data_docs(project):
     assert not (project / "warehouse" / "jaffle_shop.db").exists()
     # Quarantine holds the bad rows with their reason; nothing was dropped.
     with sqlite3.connect(project / "warehouse" / "build" / "jaffle_shop.db") as db:
-        reasons = dict(db.execute(
-            "select reject_reason, count(*) from rejected_orders group by 1").fetchall())
+        reasons = dict(
+            db.execute("select reject_reason, count(*) from rejected_orders group by 1").fetchall()
+        )
         raw, clean = db.execute(
             "select (select count(*) from raw_orders), (select count(*) from stg_orders)"
         ).fetchone()
     assert reasons == {"negative amount": len(broken)}
     assert raw == clean + len(broken)
     # The failure is visible in the stored GX result and in Data Docs.
-    results = [json.loads(p.read_text()) for p in
-               (project / "gx" / "uncommitted" / "validations" / "stg_orders").rglob("*.json")]
+    results = [
+        json.loads(p.read_text())
+        for p in (project / "gx" / "uncommitted" / "validations" / "stg_orders").rglob("*.json")
+    ]
     assert results and results[-1]["success"] is False
     index = (project / "gx/uncommitted/data_docs/local_site/index.html").read_text()
     assert "stg_orders" in index and "Failed" in index

@@ -21,8 +21,9 @@ def test_ci_runs_the_readme_test_command():
     demo, test = _readme_commands()
     assert (demo, test) == ("make demo", "make test")
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    commands = [line.strip() for line in script.splitlines()
-                if line.strip() and not line.startswith("#")]
+    commands = [
+        line.strip() for line in script.splitlines() if line.strip() and not line.startswith("#")
+    ]
     assert commands[-1] == f"exec {test}"
 
 
@@ -31,7 +32,13 @@ def test_ci_exit_code_follows_the_tests(tmp_path, body, code):
     test_file = tmp_path / "test_probe.py"
     test_file.write_text(f"def test_probe():\n    {body}\n")
     env = {**os.environ, "CI": "true", "PYTEST_ARGS": f"{test_file} -p no:cacheprovider -q"}
-    result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", str(REPO / ".ci" / "run")],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert (result.returncode == 0) == (code == 0), result.stdout[-2000:] + result.stderr[-2000:]
     assert ("1 passed" if code == 0 else "1 failed") in result.stdout

@@ -12,8 +12,17 @@ import pytest
 from tests.conftest import REPO, copy_project, project_env
 
 DAG_ID = "jaffle_shop_dq"
-ORDER = ["start", "preflight", "seed", "validate_raw", "transform", "validate_transformed",
-         "publish", "docs", "finish"]
+ORDER = [
+    "start",
+    "preflight",
+    "seed",
+    "validate_raw",
+    "transform",
+    "validate_transformed",
+    "publish",
+    "docs",
+    "finish",
+]
 
 
 @pytest.fixture
@@ -35,7 +44,7 @@ def test_dagbag_imports_without_errors_and_keeps_the_order(airflow_env, monkeypa
     code = f"""
 import json
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder={str(REPO / 'dags')!r})
+bag = DagBag(dag_folder={str(REPO / "dags")!r})
 dag = bag.dags[{DAG_ID!r}]
 print(json.dumps({{
     "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
@@ -46,8 +55,13 @@ print(json.dumps({{
     "retries": dag.default_args["retries"],
 }}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ}, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
@@ -71,11 +85,21 @@ def test_airflow_dags_test_runs_the_pipeline(airflow_env, tmp_path):
     env = {**project_env(root), **airflow_env}
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    migrate = subprocess.run([str(bin_dir / "airflow"), "db", "migrate"], env=env,
-                             capture_output=True, text=True, timeout=300)
+    migrate = subprocess.run(
+        [str(bin_dir / "airflow"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert migrate.returncode == 0, migrate.stderr[-2000:]
-    result = subprocess.run([str(bin_dir / "airflow"), "dags", "test", DAG_ID], env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(bin_dir / "airflow"), "dags", "test", DAG_ID],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert "state=success" in log

@@ -14,15 +14,45 @@ from dq.contracts import load_contracts
 pytestmark = pytest.mark.slow
 
 MARTS = {
-    "customers": ["customer_id", "customer_name", "customer_type", "count_lifetime_orders",
-                  "lifetime_spend_pretax", "lifetime_tax_paid", "lifetime_spend",
-                  "first_ordered_at", "last_ordered_at"],
-    "orders": ["order_id", "location_id", "customer_id", "subtotal", "tax_paid", "order_total",
-               "order_cost", "order_items_subtotal", "count_order_items", "count_food_items",
-               "count_drink_items", "is_food_order", "is_drink_order", "ordered_at",
-               "customer_order_number"],
-    "order_items": ["order_item_id", "order_id", "product_id", "product_name", "product_price",
-                    "supply_cost", "is_food_item", "is_drink_item", "ordered_at"],
+    "customers": [
+        "customer_id",
+        "customer_name",
+        "customer_type",
+        "count_lifetime_orders",
+        "lifetime_spend_pretax",
+        "lifetime_tax_paid",
+        "lifetime_spend",
+        "first_ordered_at",
+        "last_ordered_at",
+    ],
+    "orders": [
+        "order_id",
+        "location_id",
+        "customer_id",
+        "subtotal",
+        "tax_paid",
+        "order_total",
+        "order_cost",
+        "order_items_subtotal",
+        "count_order_items",
+        "count_food_items",
+        "count_drink_items",
+        "is_food_order",
+        "is_drink_order",
+        "ordered_at",
+        "customer_order_number",
+    ],
+    "order_items": [
+        "order_item_id",
+        "order_id",
+        "product_id",
+        "product_name",
+        "product_price",
+        "supply_cost",
+        "is_food_item",
+        "is_drink_item",
+        "ordered_at",
+    ],
 }
 
 
@@ -40,8 +70,15 @@ def test_run_exits_zero_and_prints_summary(bundled_run):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "PUBLISHED (exit 0)" in out
-    for step in ("preflight", "seed", "validate_raw", "transform", "validate_transformed",
-                 "publish", "docs"):
+    for step in (
+        "preflight",
+        "seed",
+        "validate_raw",
+        "transform",
+        "validate_transformed",
+        "publish",
+        "docs",
+    ):
         assert f"  {step} " in out
     assert "raw_orders" in out and "stg_orders" in out
     assert str(root / "warehouse" / "jaffle_shop.db") in out
@@ -70,8 +107,10 @@ def test_staging_and_marts_are_clean_and_typed(bundled_run):
     root, _ = bundled_run
     with _db(root) as db:
         # Nothing lost: bundled data is clean, so staging holds every raw row.
-        assert db.execute("select count(*) from stg_orders").fetchone()[0] == \
-            db.execute("select count(*) from raw_orders").fetchone()[0]
+        assert (
+            db.execute("select count(*) from stg_orders").fetchone()[0]
+            == db.execute("select count(*) from raw_orders").fetchone()[0]
+        )
         for table, columns in MARTS.items():
             assert [r[1] for r in db.execute(f"pragma table_info({table})")] == columns
             assert db.execute(f"select count(*) from {table}").fetchone()[0] > 0
@@ -80,10 +119,13 @@ def test_staging_and_marts_are_clean_and_typed(bundled_run):
         assert types["order_total"] == "REAL" and types["count_order_items"] == "INT"
         assert types["ordered_at"] == "TEXT"
         # Stored values are typed, not text.
-        assert db.execute(
-            "select count(*) from orders where typeof(order_total) <> 'real'"
-            " or typeof(count_order_items) <> 'integer'"
-        ).fetchone()[0] == 0
+        assert (
+            db.execute(
+                "select count(*) from orders where typeof(order_total) <> 'real'"
+                " or typeof(count_order_items) <> 'integer'"
+            ).fetchone()[0]
+            == 0
+        )
         # Cents became currency units.
         raw_total, total = db.execute(
             "select sum(cast(order_total as integer)), (select sum(order_total) from orders)"
@@ -91,9 +133,12 @@ def test_staging_and_marts_are_clean_and_typed(bundled_run):
         ).fetchone()
         assert total == pytest.approx(raw_total / 100)
         # Timestamps are canonical.
-        assert db.execute(
-            "select count(*) from orders where datetime(ordered_at) is not ordered_at"
-        ).fetchone()[0] == 0
+        assert (
+            db.execute(
+                "select count(*) from orders where datetime(ordered_at) is not ordered_at"
+            ).fetchone()[0]
+            == 0
+        )
         # No leading/trailing spaces in any text column of staging or marts.
         for table in ("stg_customers", "stg_products", "stg_locations", *MARTS):
             for _, column, ctype, *_ in db.execute(f"pragma table_info({table})"):
@@ -134,6 +179,12 @@ def test_run_record_matches_the_summary(bundled_run):
     record = json.loads((root / "warehouse" / "runs" / "latest.json").read_text())
     assert record["status"] == "published" and record["exit_code"] == 0
     assert [s["name"] for s in record["steps"]] == [
-        "preflight", "seed", "validate_raw", "transform", "validate_transformed", "publish", "docs"
+        "preflight",
+        "seed",
+        "validate_raw",
+        "transform",
+        "validate_transformed",
+        "publish",
+        "docs",
     ]
     assert all(s["status"] == "ok" for s in record["steps"])

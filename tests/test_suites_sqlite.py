@@ -51,17 +51,23 @@ CASES = {
     "ExpectColumnValuesToNotBeNull": lambda: gxe.ExpectColumnValuesToNotBeNull(column="at"),
     "ExpectColumnValuesToBeUnique": lambda: gxe.ExpectColumnValuesToBeUnique(column="id"),
     "ExpectCompoundColumnsToBeUnique": lambda: gxe.ExpectCompoundColumnsToBeUnique(
-        column_list=["id", "amount"]),
+        column_list=["id", "amount"]
+    ),
     "ExpectColumnValuesToBeInTypeList": lambda: gxe.ExpectColumnValuesToBeInTypeList(
-        column="amount", type_list=suites.NUMBER),
+        column="amount", type_list=suites.NUMBER
+    ),
     "ExpectColumnValuesToBeBetween": lambda: gxe.ExpectColumnValuesToBeBetween(
-        column="amount", min_value=0),
+        column="amount", min_value=0
+    ),
     "ExpectColumnValuesToBeInSet": lambda: gxe.ExpectColumnValuesToBeInSet(
-        column="n", value_set=[1, 3]),
+        column="n", value_set=[1, 3]
+    ),
     "ExpectColumnValuesToMatchRegex": lambda: gxe.ExpectColumnValuesToMatchRegex(
-        column="cents", regex=suites.WHOLE_NUMBER),
+        column="cents", regex=suites.WHOLE_NUMBER
+    ),
     "ExpectTableRowCountToBeBetween": lambda: gxe.ExpectTableRowCountToBeBetween(
-        min_value=2, max_value=2),
+        min_value=2, max_value=2
+    ),
     "UnexpectedRowsExpectation": lambda: suites._timestamps("at")[0],
 }
 
@@ -82,14 +88,17 @@ def test_row_count_bound_fails_when_violated(validate):
 def test_columns_to_match_ordered_list_on_sqlite(validate):
     ok = gxe.ExpectTableColumnsToMatchOrderedList(column_list=["id", "at", "amount", "n", "cents"])
     assert validate(ok, "good") is True
-    wrong = gxe.ExpectTableColumnsToMatchOrderedList(column_list=["id", "amount", "at", "n", "cents"])
+    wrong = gxe.ExpectTableColumnsToMatchOrderedList(
+        column_list=["id", "amount", "at", "n", "cents"]
+    )
     assert validate(wrong, "good") is False
 
 
 def test_every_declared_expectation_type_is_covered_here():
     declared = suites.declare(load_contracts(REPO / "seeds").values())
-    used = {type(e).__name__ for layer in declared.values() for exps in layer.values()
-            for e in exps}
+    used = {
+        type(e).__name__ for layer in declared.values() for exps in layer.values() for e in exps
+    }
     covered = set(CASES) | {"ExpectTableColumnsToMatchOrderedList"}
     assert used <= covered, used - covered
 

@@ -1,0 +1,123 @@
+"""Fixtures for the browser tests: headless Chromium, project copies, free ports.
+
+A test module registers the fixtures it needs by binding them at module level
+(``browser = browser_fixtures.browser``); project copies and CLI runs come from
+``tests/conftest.py``.
+
+Chromium is the Debian package (``apt-get install -y chromium``), driven by
+Playwright for Python through ``executable_path``; we never run
+``playwright install``. A missing browser FAILS the test with a clear message:
+a browser test that silently skips proves nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from dq import config
+
+CHROMIUM = os.environ.get("DQ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+ARTIFACTS = config.PROJECT_ROOT / "artifacts"
+README_IMAGES = config.PROJECT_ROOT / "docs" / "img"
+LOCAL_HOSTS = {"127.0.0.1"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def add_bad_orders(root: Path, count: int = 150) -> None:
+    """Append orders with a negative subtotal: staging quarantines them and the
+    transformed checkpoint's rejected-share budget (5 %) fails."""
+    path = root / "seeds" / "raw_orders.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    template = dict(zip(rows[0], rows[1], strict=True))
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        for _ in range(count):
+            row = dict(template, id=str(uuid.uuid4()), subtotal="-700", order_total="-658")
+            writer.writerow([row[c] for c in rows[0]])
+
+
+def save_screenshot(page, name: str, readme: bool = False) -> Path:
+    """Full-page PNG under ``artifacts/``; also into ``docs/img/`` for the README."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=False)
+    if readme:
+        README_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_IMAGES / name)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """One headless Chromium per test module (fails, never skips, when absent).
+
+    Module scope, not session: each module binds this fixture itself, and two
+    live Playwright sync sessions in one process are not allowed.
+    """
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: run `apt-get install -y chromium` "
+            "(or set DQ_CHROMIUM). Browser tests do not skip.",
+            pytrace=False,
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright (python) is not installed in this venv", pytrace=False)
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def offline_page(browser) -> Iterator:
+    """A fresh page whose requests to any host but 127.0.0.1 are blocked and
+    make the test fail at teardown (``page.external_requests`` lists them)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    external: list[str] = []
+
+    def guard(route) -> None:
+        url = route.request.url
+        host = urlsplit(url).hostname
+        if url.startswith(("data:", "blob:", "about:")) or host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            external.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.external_requests = external
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not external, f"requests left the machine: {sorted(set(external))}"

@@ -1,0 +1,183 @@
+"""Airflow 3 for real: start it with ``dq.airflow_local``, log in through the UI,
+run the DAG, see every task succeed, get the success notification, stop it.
+
+Self-contained: its own ``AIRFLOW_HOME`` and project copy under ``tmp_path``,
+free ports, retries off (``DQ_RETRIES=0``), manual schedule (``DQ_SCHEDULE=``);
+the webhook notification lands on a local ``http.server``. Stopping Airflow
+must leave none of its processes behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psutil
+import pytest
+
+from dq import airflow_local
+from tests import browser_fixtures as fx
+from tests.conftest import copy_project
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+browser, offline_page = fx.browser, fx.offline_page
+
+DAG_ID = "jaffle_shop_dq"
+TASKS = {
+    "start",
+    "preflight",
+    "seed",
+    "validate_raw",
+    "transform",
+    "validate_transformed",
+    "publish",
+    "docs",
+    "finish",
+}
+
+
+def _api(base: str, method: str, path: str, token: str | None = None, body: dict | None = None):
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _wait(what: str, check, timeout: float, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    posts: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        type(self).posts.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
+    root = copy_project(tmp_path / "project")
+    home = tmp_path / "airflow_home"
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    extra = {
+        "DQ_ROOT": str(root),
+        "DQ_RETRIES": "0",
+        "DQ_SCHEDULE": "",
+        "DQ_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook",
+        "DQ_SMTP_HOST": "",
+        "DQ_DOCS_BASE_URL": "http://127.0.0.1:8765",
+    }
+    started = time.monotonic()
+    instance = airflow_local.start(home, fx.free_port(), extra_env=extra)
+    pids = []
+    try:
+        print(f"Airflow healthy after {time.monotonic() - started:.1f} s")
+        pids = [p.pid for p in airflow_local._tree(list(instance.pids.values()))]
+        base = instance.url
+        token = _api(
+            base,
+            "POST",
+            "/auth/token",
+            body={"username": instance.username, "password": instance.password},
+        )["access_token"]
+        _wait(
+            "the DAG to be parsed",
+            lambda: _api(base, "GET", f"/api/v2/dags/{DAG_ID}", token),
+            timeout=90,
+        )
+        _api(base, "PATCH", f"/api/v2/dags/{DAG_ID}", token, {"is_paused": False})
+        run = _api(
+            base,
+            "POST",
+            f"/api/v2/dags/{DAG_ID}/dagRuns",
+            token,
+            {"logical_date": None, "conf": {}},
+        )
+        run_id = run["dag_run_id"]
+
+        page = offline_page
+        page.goto(base + "/")
+        page.wait_for_selector("input[type=password]")
+        page.locator("input:not([type=password])").first.fill(instance.username)
+        page.fill("input[type=password]", instance.password)
+        page.keyboard.press("Enter")
+        page.wait_for_url(lambda url: "/auth/" not in url, timeout=30_000)
+        page.goto(f"{base}/dags/{DAG_ID}")
+        page.get_by_text(DAG_ID).first.wait_for()
+
+        state = _wait(
+            "the DAG run to finish",
+            lambda: (
+                _api(base, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token)["state"]
+                in ("success", "failed")
+                and _api(base, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token)["state"]
+            ),
+            timeout=300,
+            every=3,
+        )
+        instances = _api(
+            base, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", token
+        )["task_instances"]
+        states = {ti["task_id"]: ti["state"] for ti in instances}
+        assert state == "success", states
+        assert states == dict.fromkeys(TASKS, "success")
+
+        # The publish task emitted the warehouse asset event for this run.
+        events = _api(base, "GET", "/api/v2/assets/events?source_dag_id=" + DAG_ID, token)
+        assert any(
+            e["source_run_id"] == run_id and e["source_task_id"] == "publish"
+            for e in events["asset_events"]
+        ), events
+
+        # The finish task notified the webhook about the success, with links.
+        assert len(_Webhook.posts) == 1, _Webhook.posts
+        text = _Webhook.posts[0]["text"]
+        assert "PUBLISHED" in text and "http://127.0.0.1:8765/gx/index.html" in text
+
+        # The grid of this run in the UI: every task there, each marked successful.
+        page.goto(f"{base}/dags/{DAG_ID}/runs/{run_id}")
+        for task_id in ("publish", "validate_transformed", "finish"):
+            page.get_by_text(task_id, exact=True).first.wait_for()
+        page.get_by_text("success", exact=False).first.wait_for()
+        page.wait_for_load_state("networkidle")
+        fx.save_screenshot(page, "airflow.png", readme=True)
+    finally:
+        hook.shutdown()
+        hook.server_close()
+        # Task processes come and go: take the whole tree again just before stopping.
+        pids += [p.pid for p in airflow_local._tree(list(instance.pids.values()))]
+        airflow_local.stop(home)
+    left = [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
+    assert not left, f"Airflow processes left behind: {left}"

@@ -1,0 +1,237 @@
+"""Row-level and semantic faults: bad rows go to rejected_* with a reason,
+counts reconcile, budgets and row-count drops gate publishing."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.conftest import copy_project, rewrite_csv, run_cli, sha256
+
+pytestmark = pytest.mark.slow
+
+FUTURE = "2999-01-01T10:00:00"
+
+
+def _inject_orders(header, rows):
+    col = {name: i for i, name in enumerate(header)}
+    template = rows[0]
+
+    def order(order_id, **changes):
+        row = list(template)
+        row[col["id"]] = order_id
+        for key, value in changes.items():
+            row[col[key]] = value
+        return row
+
+    return rows + [
+        list(rows[1]),  # exact duplicate row
+        order(rows[2][col["id"]], ordered_at="2018-09-03T09:00:00"),  # conflicting duplicate
+        order(""),  # missing key
+        order("bad-customer", customer="no-such-customer"),
+        order("bad-store", store_id="no-such-store"),
+        order("bad-number", subtotal="12.5O"),
+        order("negative", subtotal="-500", order_total="-470"),
+        order("bad-total", order_total="999999"),
+        order("bad-time", ordered_at="yesterday"),
+        order("impossible-date", ordered_at="2018-02-31T10:00:00"),
+        order("future", ordered_at=FUTURE),
+        order("rejected-parent", customer="no-such-customer"),
+    ]
+
+
+EXPECTED_ORDER_REASONS = {
+    "duplicate row": 1,
+    "conflicting duplicate id": 2,
+    "missing order id": 1,
+    # 2 injected + every order of the customer whose id arrives twice with
+    # different names (both versions are rejected, so its orders are orphans).
+    "unknown customer": 2,
+    "unknown store": 1,
+    "amount is not a whole number of cents": 1,
+    "negative amount": 1,
+    "subtotal plus tax_paid is not order_total": 1,
+    "ordered_at is not a timestamp": 2,
+    "ordered_at is in the future": 1,
+}
+
+
+def _inject_items(header, rows):
+    col = {name: i for i, name in enumerate(header)}
+    return rows + [
+        ["item-unknown-product", rows[0][col["order_id"]], "JAF-999"],
+        ["item-unknown-order", "no-such-order", "JAF-001"],
+        ["item-of-rejected-order", "rejected-parent", "JAF-001"],
+        ["", rows[0][col["order_id"]], "JAF-001"],
+    ]
+
+
+def _inject_customers(header, rows):
+    return rows + [
+        list(rows[0]),
+        [rows[-1][0], "Someone Else"],
+        ["", "No Id"],
+        ["cust-no-name", "   "],
+    ]
+
+
+@pytest.fixture(scope="module")
+def quarantined(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("quarantine") / "project")
+    seeds = root / "seeds"
+    rewrite_csv(seeds / "raw_orders.csv", _inject_orders)
+    rewrite_csv(seeds / "raw_items.csv", _inject_items)
+    rewrite_csv(seeds / "raw_customers.csv", _inject_customers)
+    result = run_cli(root, "run")
+    return root, result
+
+
+def _published(root):
+    return sqlite3.connect(root / "warehouse" / "jaffle_shop.db")
+
+
+def test_bad_rows_under_budget_publish_and_are_reported(quarantined):
+    root, result = quarantined
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PUBLISHED (exit 0)" in result.stdout
+    # The summary shows the rejected counts per source.
+    section = result.stdout.split("Rejected rows")[1].split("\n\n")[0]
+    counts = dict(line.split() for line in section.splitlines()[1:])
+    with _published(root) as db:
+        for raw, table in (
+            ("raw_orders", "rejected_orders"),
+            ("raw_items", "rejected_items"),
+            ("raw_customers", "rejected_customers"),
+        ):
+            n = db.execute(f"select count(*) from {table}").fetchone()[0]
+            assert int(counts[raw]) == n > 0
+
+
+@pytest.mark.parametrize("reason, count", sorted(EXPECTED_ORDER_REASONS.items()))
+def test_each_order_fault_is_quarantined_with_its_reason(quarantined, reason, count):
+    root, _ = quarantined
+    with _published(root) as db:
+        if reason == "unknown customer":
+            count += db.execute(
+                "select count(*) from raw_orders where customer = (select id from"
+                " rejected_customers where reject_reason = 'conflicting duplicate id' limit 1)"
+            ).fetchone()[0]
+        got = db.execute(
+            "select count(*) from rejected_orders where reject_reason = ?", (reason,)
+        ).fetchone()[0]
+    assert got == count
+
+
+@pytest.mark.parametrize(
+    "item_id, reason",
+    [
+        ("item-unknown-product", "unknown product"),
+        ("item-unknown-order", "unknown or rejected order"),
+        ("item-of-rejected-order", "unknown or rejected order"),
+        (None, "missing item id"),  # an empty CSV field loads as NULL (as stock dbt does)
+    ],
+)
+def test_each_item_fault_is_quarantined(quarantined, item_id, reason):
+    root, _ = quarantined
+    with _published(root) as db:
+        rows = db.execute(
+            "select reject_reason from rejected_items where id is ?", (item_id,)
+        ).fetchall()
+    assert rows == [(reason,)]
+
+
+def test_customer_faults_are_quarantined(quarantined):
+    root, _ = quarantined
+    with _published(root) as db:
+        reasons = dict(
+            db.execute("select reject_reason, count(*) from rejected_customers group by 1")
+        )
+    assert reasons == {
+        "duplicate row": 1,
+        "conflicting duplicate id": 2,
+        "missing customer id": 1,
+        "missing customer name": 1,
+    }
+
+
+def test_every_source_reconciles(quarantined):
+    root, _ = quarantined
+    pairs = {
+        "raw_customers": ("stg_customers", "rejected_customers"),
+        "raw_orders": ("stg_orders", "rejected_orders"),
+        "raw_items": ("stg_order_items", "rejected_items"),
+        "raw_products": ("stg_products", "rejected_products"),
+        "raw_stores": ("stg_locations", "rejected_stores"),
+        "raw_supplies": ("stg_supplies", "rejected_supplies"),
+    }
+    with _published(root) as db:
+        for raw, (clean, rejected) in pairs.items():
+            n_raw, n_clean, n_rej = (
+                db.execute(f"select count(*) from {t}").fetchone()[0]
+                for t in (raw, clean, rejected)
+            )
+            assert n_raw == n_clean + n_rej, raw
+        # Rejected rows keep the values exactly as received.
+        assert db.execute(
+            "select subtotal from rejected_orders where id = 'bad-number'"
+        ).fetchone() == ("12.5O",)
+        # Marts never see a quarantined row (an exact duplicate keeps its first copy).
+        assert (
+            db.execute(
+                "select count(*) from orders where order_id in (select id from"
+                " rejected_orders where reject_reason <> 'duplicate row')"
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            db.execute(
+                "select count(*) from orders where order_id in (select id from"
+                " rejected_orders where reject_reason = 'duplicate row')"
+            ).fetchone()[0]
+            == 1
+        )
+
+
+def test_rejected_counts_show_in_data_docs(quarantined):
+    root, _ = quarantined
+    docs = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
+    pages = list((docs / "rejected_orders").rglob("*.html"))
+    assert pages
+    html = pages[-1].read_text(encoding="utf-8")
+    assert str(sum(EXPECTED_ORDER_REASONS.values())) in html
+
+
+def test_zero_budget_source_fails_the_gate(published_project):
+    root, before = published_project
+    rewrite_csv(
+        root / "seeds" / "raw_stores.csv",
+        lambda h, rows: [r[:3] + ["1.5"] if i == 0 else r for i, r in enumerate(rows)],
+    )
+    result = run_cli(root, "run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rejected share of raw_stores is at most 0.0%" in result.stdout
+    assert sha256(root / "warehouse" / "jaffle_shop.db") == before
+    with sqlite3.connect(root / "warehouse" / "build" / "jaffle_shop.db") as db:
+        assert db.execute("select reject_reason from rejected_stores").fetchall() == [
+            ("tax_rate outside 0..0.25",)
+        ]
+
+
+def test_halved_table_fails_the_row_count_gate(published_project):
+    root, before = published_project
+    kept: set[str] = set()
+
+    def halve_orders(header, rows):
+        rows = rows[: len(rows) // 2]
+        kept.update(r[0] for r in rows)
+        return rows
+
+    rewrite_csv(root / "seeds" / "raw_orders.csv", halve_orders)
+    # Keep the items of the kept orders, so the only fault is the halved volume.
+    rewrite_csv(root / "seeds" / "raw_items.csv", lambda h, rows: [r for r in rows if r[1] in kept])
+    result = run_cli(root, "run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "row counts fell by more than 30%" in result.stdout
+    assert "raw_orders: 1686 -> 843 rows" in result.stdout
+    assert sha256(root / "warehouse" / "jaffle_shop.db") == before
