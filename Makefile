@@ -42,7 +42,9 @@ test: setup-test ## the whole test suite (what .ci/run calls)
 lint: setup ## ruff and SQLFluff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd dbt_project && ../$(BIN)/sqlfluff lint models macros tests
+	@mkdir -p warehouse/build
+	DQ_BUILD_DB=$(CURDIR)/warehouse/build/jaffle_shop.db DQ_BUILD_DIR=$(CURDIR)/warehouse/build \
+	  $(BIN)/sqlfluff lint dbt_project/models
 
 fmt: setup ## apply ruff's formatting
 	$(BIN)/ruff format .

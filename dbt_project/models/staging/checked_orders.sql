@@ -1,7 +1,11 @@
 {#- Every raw order row with the reason it cannot be used, if any. -#}
-{%- set columns = ['id', 'customer', 'ordered_at', 'store_id', 'subtotal', 'tax_paid', 'order_total'] %}
+{%- set columns = [
+    'id', 'customer', 'ordered_at', 'store_id', 'subtotal', 'tax_paid', 'order_total',
+] %}
 {%- set amounts_are_cents -%}
-    {{ is_integer_text('subtotal') }} and {{ is_integer_text('tax_paid') }} and {{ is_integer_text('order_total') }}
+    {{ is_integer_text('subtotal') }}
+    and {{ is_integer_text('tax_paid') }}
+    and {{ is_integer_text('order_total') }}
 {%- endset %}
 
 with

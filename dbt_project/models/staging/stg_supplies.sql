@@ -22,7 +22,9 @@ renamed as (
         {{ cents_to_currency('trim(cost)') }} as supply_cost,
 
         ----------  booleans
-        cast(case when lower(trim(perishable)) = 'true' then 1 else 0 end as integer) as is_perishable_supply
+        cast(
+            case when lower(trim(perishable)) = 'true' then 1 else 0 end as integer
+        ) as is_perishable_supply
 
     from source
 
