@@ -357,6 +357,10 @@ STEPS: tuple[Callable[[Run], StepRecord], ...] = (
 )
 
 
+#: Step names in order, then docs: what the DAG's tasks and the run record are called.
+STEP_NAMES: tuple[str, ...] = (*(step.__name__ for step in STEPS), "docs")
+
+
 def run_all(settings: Settings, run_id: str | None = None) -> Run:
     """Every step in order under the warehouse lock; docs are built in all cases."""
     run_id = run_id or new_run_id()

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from dq import airflow_local
+from dq.pipeline import STEP_NAMES
 from tests import browser_fixtures as fx
 from tests.conftest import copy_project
 
@@ -27,17 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 browser, offline_page = fx.browser, fx.offline_page
 
 DAG_ID = "jaffle_shop_dq"
-TASKS = {
-    "start",
-    "preflight",
-    "seed",
-    "validate_raw",
-    "transform",
-    "validate_transformed",
-    "publish",
-    "docs",
-    "finish",
-}
+TASKS = {"start", *STEP_NAMES, "finish"}
 
 
 def _api(base: str, method: str, path: str, token: str | None = None, body: dict | None = None):

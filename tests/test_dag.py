@@ -9,20 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from dq.pipeline import STEP_NAMES
 from tests.conftest import REPO, copy_project, project_env
 
 DAG_ID = "jaffle_shop_dq"
-ORDER = [
-    "start",
-    "preflight",
-    "seed",
-    "validate_raw",
-    "transform",
-    "validate_transformed",
-    "publish",
-    "docs",
-    "finish",
-]
+ORDER = ["start", *STEP_NAMES, "finish"]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dq.contracts import load_contracts
+from dq.pipeline import STEP_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -70,15 +71,7 @@ def test_run_exits_zero_and_prints_summary(bundled_run):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "PUBLISHED (exit 0)" in out
-    for step in (
-        "preflight",
-        "seed",
-        "validate_raw",
-        "transform",
-        "validate_transformed",
-        "publish",
-        "docs",
-    ):
+    for step in STEP_NAMES:
         assert f"  {step} " in out
     assert "raw_orders" in out and "stg_orders" in out
     assert str(root / "warehouse" / "jaffle_shop.db") in out
@@ -178,13 +171,5 @@ def test_run_record_matches_the_summary(bundled_run):
     root, _ = bundled_run
     record = json.loads((root / "warehouse" / "runs" / "latest.json").read_text())
     assert record["status"] == "published" and record["exit_code"] == 0
-    assert [s["name"] for s in record["steps"]] == [
-        "preflight",
-        "seed",
-        "validate_raw",
-        "transform",
-        "validate_transformed",
-        "publish",
-        "docs",
-    ]
+    assert [s["name"] for s in record["steps"]] == list(STEP_NAMES)
     assert all(s["status"] == "ok" for s in record["steps"])
