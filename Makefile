@@ -11,7 +11,7 @@ YEARS ?= 1
 SEED ?= 42
 
 .PHONY: help setup setup-ui setup-test demo run test lint fmt docs serve airflow airflow-stop \
-	airflow-status data sample bench bench-quick lock clean gx-suites
+	airflow-status screenshots data sample bench bench-quick lock clean gx-suites
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -38,6 +38,9 @@ run: ## the whole pipeline: preflight, seed, validate, transform, validate, publ
 
 test: setup-test ## the whole test suite (what .ci/run calls)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: setup-test ## re-shoot docs/img/*.png (the README's pictures) with the browser tests
+	DQ_UPDATE_README_IMAGES=1 $(BIN)/python -m pytest -m browser
 
 lint: setup ## ruff and SQLFluff
 	$(BIN)/ruff check .

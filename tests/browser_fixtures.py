@@ -59,11 +59,12 @@ def add_bad_orders(root: Path, count: int = 150) -> None:
 
 
 def save_screenshot(page, name: str, readme: bool = False) -> Path:
-    """Full-page PNG under ``artifacts/``; also into ``docs/img/`` for the README."""
+    """PNG under ``artifacts/``; with DQ_UPDATE_README_IMAGES=1 (``make screenshots``)
+    also into ``docs/img/`` for the README, so test runs leave tracked files alone."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=False)
-    if readme:
+    if readme and os.environ.get("DQ_UPDATE_README_IMAGES") == "1":
         README_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, README_IMAGES / name)
     return path
