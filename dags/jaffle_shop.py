@@ -43,6 +43,14 @@ def _run_step(name: str, run_id: str) -> None:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _notify_start_failed(context) -> None:
+    """`finish` notifies about every run that started; this covers one that could not."""
+    from dq import config, notify, pipeline
+
+    run_id = f"airflow-{context['run_id']}"
+    notify.notify_run(pipeline.failed_start(config.load(), run_id, str(context.get("exception"))))
+
+
 @dag(
     dag_id="jaffle_shop_dq",
     schedule=os.environ.get("DQ_SCHEDULE", "@daily") or None,
@@ -59,7 +67,7 @@ def _run_step(name: str, run_id: str) -> None:
     doc_md=__doc__,
 )
 def jaffle_shop_dq():
-    @task
+    @task(on_failure_callback=_notify_start_failed)
     def start(**context) -> str:
         """Create the run record and a fresh build directory; returns the run id."""
         from dq import config, pipeline

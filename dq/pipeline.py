@@ -331,6 +331,18 @@ def finish(run: Run, exit_code: int) -> Run:
     return run
 
 
+def failed_start(settings: Settings, run_id: str, message: str) -> Run:
+    """The record of a run that could not start (lock, unusable warehouse
+    directory): kept in memory only, since the warehouse may not be writable."""
+    run = Run(settings=settings, run_id=run_id, status="bad input", exit_code=EXIT_INPUT)
+    run.steps.append(
+        StepRecord(
+            name="start", status="failed", seconds=0.0, message=message, exit_code=EXIT_INPUT
+        )
+    )
+    return run
+
+
 def outcome(run: Run) -> int:
     """The run's exit code from its step records (used where steps ran apart)."""
     for record in run.steps:
@@ -384,12 +396,7 @@ def run_all(settings: Settings, run_id: str | None = None) -> Run:
                         docs(run)
             run = finish(run, code)
     except BadInput as exc:  # lock or warehouse directory: no run record can be written
-        run = Run(settings=settings, run_id=run_id, status="bad input", exit_code=EXIT_INPUT)
-        run.steps.append(
-            StepRecord(
-                name="start", status="failed", seconds=0.0, message=str(exc), exit_code=EXIT_INPUT
-            )
-        )
+        run = failed_start(settings, run_id, str(exc))
     from dq.notify import notify_run  # here, not at the top: notify imports pipeline
 
     notify_run(run)
