@@ -25,7 +25,6 @@ descendant that left them, so nothing stays behind.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -315,29 +314,12 @@ def status(home: Path | None = None) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dq airflow start|stop|status``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m dq airflow", description="Run Airflow locally for this project."
-    )
-    parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="AIRFLOW_HOME (default: $DQ_AIRFLOW_HOME or airflow_home/)",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help=f"API/UI port on {HOST} (default: $DQ_AIRFLOW_PORT or {DEFAULT_PORT})",
-    )
-    args = parser.parse_args(argv)
-    if args.action == "start":
+def command(action: str, home: Path | None = None, port: int | None = None) -> int:
+    """``python -m dq airflow start|stop|status`` (arguments parsed by :mod:`dq.cli`)."""
+    if action == "start":
         began = time.monotonic()
         try:
-            instance = start(args.home, args.port)
+            instance = start(home, port)
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             print(f"Airflow did not start: {exc}", file=sys.stderr)
             return 1
@@ -350,13 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         print("DAG jaffle_shop_dq starts paused: unpause it in the UI to run it on its schedule.")
         print("Stop with: python -m dq airflow stop")
         return 0
-    if args.action == "stop":
-        ended = stop(args.home)
+    if action == "stop":
+        ended = stop(home)
         print(f"stopped {len(ended)} processes" if ended else "Airflow was not running")
         return 0
-    print(json.dumps(status(args.home), indent=2))
+    print(json.dumps(status(home), indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

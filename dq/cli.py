@@ -85,18 +85,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from dq import serve
 
-    return serve.main([] if args.port is None else ["--port", str(args.port)])
+    return serve.serve(args.port)
 
 
 def _cmd_airflow(args: argparse.Namespace) -> int:
     from dq import airflow_local
 
-    argv = [args.action]
-    if args.port is not None:
-        argv += ["--port", str(args.port)]
-    if args.home is not None:
-        argv += ["--home", str(args.home)]
-    return airflow_local.main(argv)
+    return airflow_local.command(args.action, args.home, args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:

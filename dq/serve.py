@@ -21,7 +21,6 @@ Port: ``DQ_DOCS_PORT`` (default 8765, away from Airflow's 8080).
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import logging
@@ -260,16 +259,8 @@ def start_in_thread(
     return server, f"http://{HOST}:{server.server_address[1]}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def serve(port: int | None = None) -> int:
     """``python -m dq serve [--port N]``: serve until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m dq serve", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help=f"port on 127.0.0.1 (default: $DQ_DOCS_PORT or {DEFAULT_PORT})",
-    )
-    args = parser.parse_args(argv)
     settings = config.load()
     missing = missing_assets()
     if missing:
@@ -277,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             f"warning: {len(missing)} front-end assets missing under {node_modules()} "
             "(run `npm ci`); Data Docs will look unstyled offline."
         )
-    server = make_server(settings, args.port)
+    server = make_server(settings, port)
     url = f"http://{HOST}:{server.server_address[1]}"
     print(
         f"Serving docs on {url}/  (dbt docs: {url}/dbt/index.html, "
@@ -291,9 +282,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
     return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
