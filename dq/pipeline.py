@@ -307,16 +307,21 @@ def publish(run: Run) -> StepRecord:
     return _timed(run, "publish", body)
 
 
-def docs(run: Run) -> StepRecord:
-    """dbt docs (lineage, filled catalog, one static page). GX Data Docs are
-    already updated by each checkpoint, also for failed runs."""
+def generate_docs(settings: Settings) -> Path:
+    """dbt docs (lineage, filled catalog, one static page); returns the static page."""
     from dq import dbt
 
+    if not dbt.invoke(settings, "docs", "generate", "--static").success:
+        raise GateFailed("dbt docs generate failed")
+    return settings.dbt_target_dir / "static_index.html"
+
+
+def docs(run: Run) -> StepRecord:
+    """The docs step: dbt docs. GX Data Docs are already updated by each
+    checkpoint, also for failed runs."""
+
     def body(record: StepRecord) -> None:
-        result = dbt.invoke(run.settings, "docs", "generate", "--static")
-        record.detail["dbt_docs"] = str(run.settings.dbt_target_dir / "static_index.html")
-        if not result.success:
-            raise GateFailed("dbt docs generate failed")
+        record.detail["dbt_docs"] = str(generate_docs(run.settings))
 
     return _timed(run, "docs", body)
 

@@ -145,11 +145,8 @@ def run_checkpoint(settings: Settings, layer: str, run_id: str) -> CheckpointRep
         for r in validation.results:
             if not r.success:
                 config = r.expectation_config
-                severity = str(
-                    getattr(config, "severity", CRITICAL).value
-                    if hasattr(getattr(config, "severity", None), "value")
-                    else getattr(config, "severity", CRITICAL)
-                )
+                severity = getattr(config, "severity", CRITICAL)  # an enum or its value
+                severity = str(getattr(severity, "value", severity))
                 failed.setdefault(severity, []).append(_describe(config, r.result))
         stats = validation.statistics
         suites.append(

@@ -173,3 +173,18 @@ def test_run_record_matches_the_summary(bundled_run):
     assert record["status"] == "published" and record["exit_code"] == 0
     assert [s["name"] for s in record["steps"]] == list(STEP_NAMES)
     assert all(s["status"] == "ok" for s in record["steps"])
+
+
+def test_docs_and_validate_verbs_work_on_the_last_build(bundled_run):
+    """The documented verbs besides `run`; neither rewrites the last run's record."""
+    from tests.conftest import run_cli
+
+    root, _ = bundled_run
+    record = (root / "warehouse" / "runs" / "latest.json").read_bytes()
+    docs = run_cli(root, "docs")
+    assert docs.returncode == 0, docs.stdout + docs.stderr
+    assert "static_index.html" in docs.stdout
+    validate = run_cli(root, "validate", "transformed")
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "stg_orders" in validate.stdout and "FAILED" not in validate.stdout
+    assert (root / "warehouse" / "runs" / "latest.json").read_bytes() == record
