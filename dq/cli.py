@@ -1,12 +1,15 @@
 """Command line: ``python -m dq <verb>``.
 
-Exit codes (stable): 0 published / success, 1 a quality gate failed (nothing
-published), 2 bad input or usage (nothing loaded, nothing published).
+Exit codes (stable, see :mod:`dq.errors`): 0 published / success, 1 a quality
+gate failed (nothing published), 2 bad input or usage (nothing loaded, nothing
+published), 3 an environment or tool failure (nothing published), 143 stopped
+by SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -17,30 +20,67 @@ from dq import config, pipeline
 def _cmd_run(args: argparse.Namespace) -> int:
     from dq.summary import render
 
-    run = pipeline.run_all(config.load(), run_id=args.run_id)
+    settings = config.load()
+    try:
+        accepted = [pipeline.acceptance(what, args.reason) for what in args.accept or []]
+    except pipeline.BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return pipeline.EXIT_INPUT
+    run = pipeline.run_all(settings, run_id=args.run_id, acceptances=accepted)
     print(render(run))
-    return run.exit_code if run.exit_code is not None else pipeline.EXIT_GATE
+    return run.exit_code if run.exit_code is not None else pipeline.EXIT_ENVIRONMENT
+
+
+@contextlib.contextmanager
+def _inspection(settings, run_id: str | None):
+    """A build to look at: run ``run_id``'s own build if given, else a throwaway
+    build holding a copy of the published warehouse (nothing published is opened
+    for writing, and the copy is removed afterwards)."""
+    import shutil
+
+    from dq import build
+    from dq.record import Run, check_run_id, new_run_id
+
+    if run_id:
+        found = settings.build(check_run_id(run_id))
+        if not found.db.exists():
+            raise pipeline.BadInput(f"no build warehouse at {found.db} (kept only for failed runs)")
+        yield Run(settings=settings, run_id=run_id)
+        return
+    if not settings.published_db.exists():
+        raise pipeline.BadInput(
+            f"no published warehouse at {settings.published_db}; run `python -m dq run` first"
+        )
+    run = Run(settings=settings, run_id=f"inspect-{new_run_id()}")
+    workspace = build.create(settings, run.run_id)
+    try:
+        build.snapshot_seeds(
+            settings.seeds_dir, workspace, [p.name for p in settings.seeds_dir.iterdir()]
+        )
+        shutil.copyfile(settings.published_db, workspace.db)
+        yield run
+    finally:
+        shutil.rmtree(workspace.root, ignore_errors=True)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from dq import validate
 
     settings = config.load()
-    if not settings.build_db.exists():
-        print(
-            f"no build warehouse at {settings.build_db}; run `python -m dq run` first",
-            file=sys.stderr,
-        )
-        return pipeline.EXIT_INPUT
     ok = True
-    for layer in args.layers:
-        report = validate.run_checkpoint(settings, layer, args.run_id or pipeline.new_run_id())
-        for s in report.suites:
-            flag = "ok" if s.success else "FAILED"
-            print(f"{layer:<12} {s.suite:<18} {s.passed}/{s.evaluated} {flag}")
-            for message in s.failed_critical:
-                print(f"    critical: {message}")
-        ok &= report.success
+    try:
+        with _inspection(settings, args.run_id) as run:
+            for layer in args.layers:
+                report = validate.run_checkpoint(settings, run.build, layer, run.run_id)
+                for s in report.suites:
+                    flag = "ok" if s.success else "FAILED"
+                    print(f"{layer:<12} {s.suite:<18} {s.passed}/{s.evaluated} {flag}")
+                    for message in s.failed_critical:
+                        print(f"    critical: {message}")
+                ok &= report.success
+    except pipeline.PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(f"GX Data Docs: {settings.data_docs_dir / 'index.html'}")
     return pipeline.EXIT_OK if ok else pipeline.EXIT_GATE
 
@@ -61,12 +101,15 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
+    from dq.steps import generate_docs
+
     settings = config.load()
     try:
-        static = pipeline.generate_docs(settings)
-    except pipeline.GateFailed as exc:
-        print(exc, file=sys.stderr)
-        return pipeline.EXIT_GATE
+        with _inspection(settings, args.run_id) as run:
+            static = generate_docs(run)
+    except pipeline.PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(f"dbt docs:     {static}")
     print(f"GX Data Docs: {settings.data_docs_dir / 'index.html'}")
     return pipeline.EXIT_OK
@@ -93,11 +136,21 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     return airflow_local.command(args.action, args.home, args.port)
 
 
+def _run_id(value: str) -> str:
+    from dq.record import check_run_id
+
+    try:
+        return check_run_id(value)
+    except pipeline.BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dq",
         description="Jaffle Shop data-quality pipeline: dbt seeds -> models -> GX -> publish.",
-        epilog="Exit codes: 0 published/success, 1 quality gate failed, 2 bad input or usage.",
+        epilog="Exit codes: 0 published/success, 1 quality gate failed, 2 bad input or usage,"
+        " 3 environment or tool failure, 143 terminated.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -106,7 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="the whole pipeline: preflight, seed, validate, transform, validate, publish, docs",
     )
-    p.add_argument("--run-id", help="use this run id instead of a time-based one")
+    p.add_argument("--run-id", type=_run_id, help="use this run id instead of a time-based one")
+    p.add_argument(
+        "--accept",
+        action="append",
+        choices=sorted(pipeline.ACCEPTABLE),
+        help="accept, for this run only, a finding that would stop publishing: "
+        + "; ".join(f"{k}: {v}" for k, v in sorted(pipeline.ACCEPTABLE.items())),
+    )
+    p.add_argument("--reason", help="why (required with --accept; kept in the run record)")
     p.set_defaults(func=_cmd_run)
 
     p = verbs.add_parser("preflight", help="check the raw CSVs against their contracts only")
@@ -116,10 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "layers", nargs="*", choices=["raw", "transformed"], default=["raw", "transformed"]
     )
-    p.add_argument("--run-id")
+    p.add_argument(
+        "--run-id",
+        type=_run_id,
+        help="validate the build of this (failed) run; default: a copy of the published warehouse",
+    )
     p.set_defaults(func=_cmd_validate)
 
     p = verbs.add_parser("docs", help="generate dbt docs (GX Data Docs come with each run)")
+    p.add_argument(
+        "--run-id",
+        type=_run_id,
+        help="document the build of this (failed) run; default: the published warehouse",
+    )
     p.set_defaults(func=_cmd_docs)
 
     p = verbs.add_parser("serve", help="serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
@@ -150,4 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return args.func(args)
+    try:
+        return args.func(args)
+    except pipeline.PipelineError as exc:  # e.g. a malformed DQ_* setting
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code

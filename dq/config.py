@@ -11,12 +11,64 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dq.errors import BadInput
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _path(env: str, default: Path) -> Path:
     value = os.environ.get(env)
     return Path(value).expanduser().resolve() if value else default
+
+
+def _float(env: str, default: float) -> float:
+    value = os.environ.get(env, "").strip()
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise BadInput(f"{env}={value!r} is not a number") from None
+
+
+def _int(env: str, default: int) -> int:
+    value = os.environ.get(env, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise BadInput(f"{env}={value!r} is not a whole number") from None
+
+
+@dataclass(frozen=True)
+class Build:
+    """The private workspace of one run: ``warehouse/build/<run id>/``.
+
+    Nothing outside the run writes here: the seeds are a snapshot taken by
+    preflight, the dbt project is a farm of links to the real one with its own
+    ``target/`` and ``logs/``, and the SQLite file is the one the gates audit.
+    """
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / "jaffle_shop.db"
+
+    @property
+    def seeds_dir(self) -> Path:
+        """Snapshot of the CSVs and their contracts, as preflight checked them."""
+        return self.root / "seeds"
+
+    @property
+    def project_dir(self) -> Path:
+        """The dbt project as this run sees it (links to the real files)."""
+        return self.root / "project"
+
+    @property
+    def target_dir(self) -> Path:
+        return self.project_dir / "target"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.project_dir / "logs"
 
 
 @dataclass(frozen=True)
@@ -30,15 +82,26 @@ class Settings:
     gx_dir: Path
     warehouse_dir: Path
     dbt_target: str = "dev"
+    #: seconds a run waits for the warehouse lock (begin, publish) before refusing
+    lock_timeout: float = 600.0
+    #: largest tolerated fall of a table's row count against the published warehouse
+    max_row_drop: float = 0.3
+    #: largest tolerated growth (1.0: a table may at most double in one publish)
+    max_row_growth: float = 1.0
+    #: changes smaller than this many rows never trip the row-count gate
+    row_change_min_rows: int = 50
+    #: failed builds kept for inspection under warehouse/build/
+    keep_failed_builds: int = 3
+    #: runs whose GX results and Data Docs pages are kept under gx/uncommitted/
+    keep_validation_runs: int = 10
 
     @property
-    def build_dir(self) -> Path:
-        """Where a run builds its private warehouse before the gates pass."""
+    def builds_dir(self) -> Path:
+        """One folder per run (:class:`Build`)."""
         return self.warehouse_dir / "build"
 
-    @property
-    def build_db(self) -> Path:
-        return self.build_dir / "jaffle_shop.db"
+    def build(self, run_id: str) -> Build:
+        return Build(self.builds_dir / run_id)
 
     @property
     def published_db(self) -> Path:
@@ -46,27 +109,34 @@ class Settings:
         return self.warehouse_dir / "jaffle_shop.db"
 
     @property
+    def broken_dir(self) -> Path:
+        """Broken published warehouses set aside by a recovery run, as evidence."""
+        return self.warehouse_dir / "broken"
+
+    @property
     def runs_dir(self) -> Path:
-        """Run summaries (JSON), one per run id."""
+        """Run records (JSON), one per run id."""
         return self.warehouse_dir / "runs"
+
+    @property
+    def dbt_docs_dir(self) -> Path:
+        """dbt docs of the latest run that built them (what ``dq serve`` shows)."""
+        return self.warehouse_dir / "docs" / "dbt"
 
     @property
     def data_docs_dir(self) -> Path:
         return self.gx_dir / "uncommitted" / "data_docs" / "local_site"
 
     @property
-    def dbt_target_dir(self) -> Path:
-        return self.dbt_project_dir / "target"
+    def validations_dir(self) -> Path:
+        return self.gx_dir / "uncommitted" / "validations"
 
-    def dbt_env(self) -> dict[str, str]:
-        """Variables that ``profiles.yml`` and ``dbt_project.yml`` read."""
-        # dbt writes each seed's compiled SQL to target/run/<project>/<seed path>;
-        # an absolute seed path makes that the CSV itself (dbt overwrites the raw
-        # file with SQL). A path relative to the dbt project keeps it in target/.
+    def dbt_env(self, build: Build) -> dict[str, str]:
+        """Variables that ``profiles.yml`` reads: this run's own SQLite file."""
         return {
-            "DQ_SEEDS_DIR": os.path.relpath(self.seeds_dir, self.dbt_project_dir),
-            "DQ_BUILD_DB": str(self.build_db),
-            "DQ_BUILD_DIR": str(self.build_dir),
+            "DQ_BUILD_DB": str(build.db),
+            # dbt-sqlite attaches every *.db in this folder: it holds the build file only.
+            "DQ_BUILD_DIR": str(build.root),
             "DBT_PROFILES_DIR": str(self.profiles_dir),
         }
 
@@ -82,4 +152,10 @@ def load() -> Settings:
         gx_dir=_path("DQ_GX_DIR", root / "gx"),
         warehouse_dir=_path("DQ_WAREHOUSE_DIR", root / "warehouse"),
         dbt_target=os.environ.get("DQ_DBT_TARGET", "dev"),
+        lock_timeout=_float("DQ_LOCK_TIMEOUT", 600.0),
+        max_row_drop=_float("DQ_MAX_ROW_DROP", 0.3),
+        max_row_growth=_float("DQ_MAX_ROW_GROWTH", 1.0),
+        row_change_min_rows=_int("DQ_ROW_CHANGE_MIN_ROWS", 50),
+        keep_failed_builds=_int("DQ_KEEP_FAILED_BUILDS", 3),
+        keep_validation_runs=_int("DQ_KEEP_VALIDATION_RUNS", 10),
     )

@@ -1,4 +1,4 @@
-"""Run dbt in-process (``dbtRunner``) against the build warehouse.
+"""Run dbt in-process (``dbtRunner``) against a run's build warehouse.
 
 In-process avoids paying dbt's import cost once per command; the DQ_*
 variables that ``profiles.yml`` and ``dbt_project.yml`` read are exported for
@@ -12,13 +12,19 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from dq.config import Settings
+from dq.config import Build, Settings
+from dq.errors import EnvironmentFailure
 
 log = logging.getLogger(__name__)
 
 
-class DbtError(RuntimeError):
-    """dbt failed to run at all (bad project, parse error, adapter error)."""
+class DbtError(EnvironmentFailure):
+    """dbt failed to run at all (bad project, parse error, adapter error): exit 3."""
+
+
+#: Lines of one dbt error kept in the run record and the summary (the whole
+#: message, up to this many lines: the cause is rarely on the first one).
+MAX_ERROR_LINES = 40
 
 
 @dataclass
@@ -45,29 +51,48 @@ def _environment(values: dict[str, str]):
                 os.environ[key] = old
 
 
-def invoke(settings: Settings, *args: str) -> DbtResult:
-    """Run ``dbt <args>`` for the project; never raises for failed tests or models."""
+def _whole(message: str) -> str:
+    lines = [line.rstrip() for line in (message or "").strip().splitlines() if line.strip()]
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[:MAX_ERROR_LINES], f"... ({len(lines) - MAX_ERROR_LINES} more lines)"]
+    return "\n    ".join(lines)
+
+
+def invoke(settings: Settings, build: Build, *args: str) -> DbtResult:
+    """Run ``dbt <args>`` on a run's build; never raises for failed tests or models.
+
+    dbt sees the project through the build's own folder, so its target/ and
+    logs/ (and the compiled seed SQL) belong to this run only.
+    """
     from dbt.cli.main import dbtRunner
 
     command = [
         *args,
         "--project-dir",
-        str(settings.dbt_project_dir),
+        str(build.project_dir),
         "--profiles-dir",
         str(settings.profiles_dir),
         "--target",
         settings.dbt_target,
+        "--target-path",
+        str(build.target_dir),
+        "--log-path",
+        str(build.log_dir),
     ]
     log.info("dbt %s", " ".join(args))
-    with _environment(settings.dbt_env()):
+    with _environment(settings.dbt_env(build)):
         outcome = dbtRunner().invoke([*command, "--quiet", "--no-use-colors"])
+    if outcome.exception is not None and not isinstance(outcome.exception, Exception):
+        raise outcome.exception  # SIGTERM, Ctrl-C, a task timeout: not dbt's failure
     if outcome.exception is not None:
-        raise DbtError(f"dbt {' '.join(args)} could not run: {outcome.exception}")
+        raise DbtError(
+            f"dbt {' '.join(args)} could not run: {_whole(str(outcome.exception))}"
+            f" (log: {build.log_dir / 'dbt.log'})"
+        )
     result = DbtResult(command=command, success=bool(outcome.success))
     for node in getattr(outcome.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status))
         result.counts[status] = result.counts.get(status, 0) + 1
         if status in ("error", "fail"):
-            message = (node.message or "").strip().splitlines()
-            result.failures.append(f"{node.node.name}: {message[0] if message else status}")
+            result.failures.append(f"{node.node.name}: {_whole(node.message) or status}")
     return result

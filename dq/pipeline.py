@@ -1,408 +1,265 @@
-"""The pipeline's steps, shared by the command line and the Airflow DAG.
+"""One orchestration API for every front end: ``begin -> steps -> conclude``.
 
-Each step is a function of a :class:`Run` (a run id plus its JSON record in
-``warehouse/runs/``), so that the CLI can call them in one process and Airflow
-can call each from its own task process. Data flows one way::
+The command line (:func:`run_all`) and the Airflow DAG (a setup task, one task
+per step, a teardown task) call exactly these functions, so they cannot
+diverge::
 
-    preflight -> seed -> validate_raw -> transform -> validate_transformed -> publish
-                                                                          \\-> docs (always)
+    run = begin(settings)                 # record, private build folder, checks
+    for name in STEP_NAMES:
+        execute(settings, run.run_id, name)   # raises on failure; stop there
+    conclude(settings, run.run_id)        # docs, outcome, notification, clean-up
 
-A step that finds bad input raises :class:`BadInput` (exit 2); a failed
-quality gate raises :class:`GateFailed` (exit 1). Nothing is published unless
-every gate passed.
+A step that finds bad input raises :class:`BadInput` (exit 2); a failed gate
+:class:`GateFailed` (exit 1); the machine or a tool :class:`EnvironmentFailure`
+(exit 3). Nothing is published unless every gate passed on this run's own
+build, and publish proves it copies the audited bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import fcntl
-import json
+import getpass
 import logging
-import os
-import shutil
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import socket
+from collections.abc import Iterable
 
-from dq import preflight as preflight_mod
+from dq import build as build_mod
+from dq import steps as steps_mod
 from dq.config import Settings
-from dq.contracts import load_contracts
+from dq.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_GATE,
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    BadInput,
+    Busy,
+    EnvironmentFailure,
+    GateFailed,
+    PipelineError,
+    Terminated,
+    classify,
+)
+from dq.lock import warehouse_lock
+from dq.record import (
+    Run,
+    StepRecord,
+    check_run_id,
+    mark_abandoned,
+    new_run_id,
+    now_iso,
+    process_identity,
+)
+from dq.steps import ACCEPT_BROKEN_WAREHOUSE, ACCEPT_ROW_COUNTS, STEPS
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
-
-
-class GateFailed(Exception):
-    """A quality gate failed: nothing is published (exit 1)."""
-
-
-class BadInput(Exception):
-    """Bad input or environment: nothing loaded, nothing published (exit 2)."""
-
-
-class Busy(BadInput):
-    """Another run holds the warehouse lock."""
-
-
-def new_run_id(now: dt.datetime | None = None) -> str:
-    """Time-based, sortable, unique enough for one warehouse: 20261126T120501Z-4f2a."""
-    now = now or dt.datetime.now(dt.UTC)
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(2).hex()
-
-
-@dataclass
-class StepRecord:
-    """How one step went."""
-
-    name: str
-    status: str  # ok | failed | skipped
-    seconds: float
-    message: str = ""
-    exit_code: int = 0  # what a failure of this step means for the run
-    detail: dict = field(default_factory=dict)
-
-
-@dataclass
-class Run:
-    """One pipeline run: its id, settings and the record every step appends to."""
-
-    settings: Settings
-    run_id: str
-    steps: list[StepRecord] = field(default_factory=list)
-    status: str = "running"
-    exit_code: int | None = None
-    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
-
-    @property
-    def record_path(self) -> Path:
-        return self.settings.runs_dir / f"{self.run_id}.json"
-
-    def step(self, name: str) -> StepRecord | None:
-        return next((s for s in self.steps if s.name == name), None)
-
-    def to_dict(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "steps": [asdict(s) for s in self.steps],
-            "published_db": str(self.settings.published_db),
-            "data_docs": str(self.settings.data_docs_dir / "index.html"),
-            "dbt_docs": str(self.settings.dbt_target_dir / "static_index.html"),
-        }
-
-    def save(self) -> None:
-        self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        os.replace(tmp, self.record_path)
-        latest = self.settings.runs_dir / "latest.json"
-        shutil.copyfile(self.record_path, tmp)
-        os.replace(tmp, latest)
-
-    @classmethod
-    def load(cls, settings: Settings, run_id: str) -> Run:
-        data = json.loads((settings.runs_dir / f"{run_id}.json").read_text(encoding="utf-8"))
-        run = cls(
-            settings=settings,
-            run_id=run_id,
-            status=data["status"],
-            exit_code=data["exit_code"],
-            started_at=data["started_at"],
-        )
-        run.steps = [StepRecord(**s) for s in data["steps"]]
-        return run
-
-
-@contextlib.contextmanager
-def warehouse_lock(settings: Settings, run_id: str, timeout: float | None = None) -> Iterator[None]:
-    """One run at a time per warehouse. Waits up to ``timeout`` seconds
-    (``DQ_LOCK_TIMEOUT``, default 600), then refuses with a clear message."""
-    if timeout is None:
-        timeout = float(os.environ.get("DQ_LOCK_TIMEOUT", "600"))
-    _ensure_writable(settings.warehouse_dir)
-    path = settings.warehouse_dir / ".lock"
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
-                    raise Busy(
-                        f"another pipeline run holds {path} ({holder}); "
-                        f"waited {timeout:.0f} s. Try again when it has finished."
-                    ) from None
-                time.sleep(0.5)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"run {run_id}, pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _ensure_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(
-            f"warehouse directory {directory} cannot be created: {exc.strerror}"
-        ) from exc
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise BadInput(f"warehouse directory {directory} is not writable")
-
-
-def _timed(run: Run, name: str, body: Callable[[StepRecord], None]) -> StepRecord:
-    record = StepRecord(name=name, status="running", seconds=0.0)
-    run.steps = [s for s in run.steps if s.name != name] + [record]
-    run.save()  # "running" is visible to people (and tests) watching the record
-    started = time.perf_counter()
-    log.info("[%s] %s ...", run.run_id, name)
-    try:
-        body(record)
-        record.status = "ok"
-    except Exception as exc:
-        record.status = "failed"
-        record.message = record.message or str(exc)
-        record.exit_code = EXIT_INPUT if isinstance(exc, BadInput) else EXIT_GATE
-        raise
-    finally:
-        record.seconds = round(time.perf_counter() - started, 2)
-        run.save()
-    return record
-
-
-# --------------------------------------------------------------------------- steps
-
-
-def start(settings: Settings, run_id: str | None = None) -> Run:
-    """Create the run record and a fresh, empty build directory."""
-    run = Run(settings=settings, run_id=run_id or new_run_id())
-    _ensure_writable(settings.warehouse_dir)
-    # A killed run may have left a half-built warehouse or a half-written copy
-    # beside the published file: neither was ever visible to readers; drop both.
-    if settings.build_dir.exists():
-        shutil.rmtree(settings.build_dir)
-    for stale in settings.warehouse_dir.glob(f".{settings.published_db.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    settings.build_dir.mkdir(parents=True)
-    run.save()
-    return run
-
-
-def preflight(run: Run) -> StepRecord:
-    """Check every raw CSV against its contract (file, line, column on failure)."""
-
-    def body(record: StepRecord) -> None:
-        try:
-            sizes = preflight_mod.check_all(run.settings.seeds_dir)
-        except preflight_mod.BadInput as exc:
-            record.detail["problems"] = [str(p) for p in exc.problems]
-            raise BadInput("bad input files:\n  " + "\n  ".join(record.detail["problems"])) from exc
-        record.detail["bytes"] = sizes
-
-    return _timed(run, "preflight", body)
-
-
-def seed(run: Run) -> StepRecord:
-    """Load the raw CSVs into the build warehouse (``dbt seed``)."""
-    from dq import dbt
-
-    def body(record: StepRecord) -> None:
-        result = dbt.invoke(run.settings, "seed", "--full-refresh")
-        record.detail["dbt"] = result.counts
-        if not result.success:
-            record.detail["failures"] = result.failures
-            raise BadInput("dbt seed failed: " + "; ".join(result.failures))
-        from dq.publish import table_counts
-
-        record.detail["rows"] = {
-            k: v for k, v in table_counts(run.settings.build_db).items() if k.startswith("raw_")
-        }
-
-    return _timed(run, "seed", body)
-
-
-def _validate(run: Run, layer: str) -> StepRecord:
-    from dq import validate
-
-    def body(record: StepRecord) -> None:
-        report = validate.run_checkpoint(run.settings, layer, run.run_id)
-        record.detail["suites"] = [asdict(s) for s in report.suites]
-        failed = [s for s in report.suites if not s.success]
-        if failed:
-            lines = [f"{s.suite}: {'; '.join(s.failed_critical)}" for s in failed]
-            record.message = f"GX {layer} checkpoint failed:\n  " + "\n  ".join(lines)
-            raise GateFailed(record.message)
-
-    return _timed(run, f"validate_{layer}", body)
-
-
-def validate_raw(run: Run) -> StepRecord:
-    """GX suites on every raw table; the file contract is a gate."""
-    return _validate(run, "raw")
-
-
-def transform(run: Run) -> StepRecord:
-    """Staging, quarantine and marts with their dbt data and unit tests (``dbt build``)."""
-    from dq import dbt
-    from dq.publish import table_counts
-
-    def body(record: StepRecord) -> None:
-        result = dbt.invoke(run.settings, "build", "--exclude-resource-type", "seed")
-        record.detail["dbt"] = result.counts
-        counts = table_counts(run.settings.build_db)
-        record.detail["rows"] = {k: v for k, v in counts.items() if not k.startswith("raw_")}
-        record.detail["rejected"] = {
-            c.name: counts.get(c.rejected_table, 0)
-            for c in load_contracts(run.settings.seeds_dir).values()
-        }
-        if not result.success:
-            record.detail["failures"] = result.failures
-            raise GateFailed("dbt build failed:\n  " + "\n  ".join(result.failures))
-
-    return _timed(run, "transform", body)
-
-
-def validate_transformed(run: Run) -> StepRecord:
-    """GX suites on every staging and mart table, incl. reconciliation and budgets."""
-    return _validate(run, "transformed")
-
-
-def publish(run: Run) -> StepRecord:
-    """Audit row counts against the last published warehouse, then swap it in atomically."""
-    from dq import publish as publish_mod
-
-    def body(record: StepRecord) -> None:
-        settings = run.settings
-        new = publish_mod.table_counts(settings.build_db)
-        old = publish_mod.table_counts(settings.published_db)
-        max_drop = float(os.environ.get("DQ_MAX_ROW_DROP", "0.3"))
-        drops = [
-            f"{t}: {old[t]} -> {new.get(t, 0)} rows"
-            for t in sorted(old)
-            if old[t] and new.get(t, 0) < (1 - max_drop) * old[t] and not t.startswith("rejected_")
-        ]
-        if drops:
-            record.detail["drops"] = drops
-            raise GateFailed(
-                f"row counts fell by more than {max_drop:.0%} against the published warehouse:\n  "
-                + "\n  ".join(drops)
-            )
-        publish_mod.publish(settings.build_db, settings.published_db)
-        record.detail["published_db"] = str(settings.published_db)
-
-    return _timed(run, "publish", body)
-
-
-def generate_docs(settings: Settings) -> Path:
-    """dbt docs (lineage, filled catalog, one static page); returns the static page."""
-    from dq import dbt
-
-    if not dbt.invoke(settings, "docs", "generate", "--static").success:
-        raise GateFailed("dbt docs generate failed")
-    return settings.dbt_target_dir / "static_index.html"
-
-
-def docs(run: Run) -> StepRecord:
-    """The docs step: dbt docs. GX Data Docs are already updated by each
-    checkpoint, also for failed runs."""
-
-    def body(record: StepRecord) -> None:
-        record.detail["dbt_docs"] = str(generate_docs(run.settings))
-
-    return _timed(run, "docs", body)
-
-
-def finish(run: Run, exit_code: int) -> Run:
-    """Close the run record with its outcome."""
-    run.exit_code = exit_code
-    run.status = {EXIT_OK: "published", EXIT_GATE: "gate failed", EXIT_INPUT: "bad input"}.get(
-        exit_code, "error"
-    )
-    run.save()
-    return run
-
-
-def failed_start(settings: Settings, run_id: str, message: str) -> Run:
-    """The record of a run that could not start (lock, unusable warehouse
-    directory): kept in memory only, since the warehouse may not be writable."""
-    run = Run(settings=settings, run_id=run_id, status="bad input", exit_code=EXIT_INPUT)
+__all__ = [
+    "EXIT_ENVIRONMENT",
+    "EXIT_GATE",
+    "EXIT_INPUT",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "ACCEPTABLE",
+    "BadInput",
+    "Busy",
+    "EnvironmentFailure",
+    "GateFailed",
+    "Run",
+    "STEP_NAMES",
+    "StepRecord",
+    "begin",
+    "conclude",
+    "execute",
+    "new_run_id",
+    "run_all",
+]
+
+#: Step names in order: what the DAG's tasks and the run record call them.
+STEP_NAMES: tuple[str, ...] = tuple(step.__name__ for step in STEPS)
+
+#: What a run may be told to accept, with a reason (``--accept WHAT --reason WHY``).
+ACCEPTABLE = {
+    ACCEPT_ROW_COUNTS: "row counts that moved more than DQ_MAX_ROW_DROP / DQ_MAX_ROW_GROWTH allow",
+    ACCEPT_BROKEN_WAREHOUSE: "replace a broken published warehouse (kept aside as evidence)",
+}
+
+
+def acceptance(what: str, reason: str, by: str | None = None) -> dict:
+    """A deliberate, recorded decision to accept one gate's finding for one run."""
+    if what not in ACCEPTABLE:
+        raise BadInput(f"cannot accept {what!r}; choose one of {', '.join(ACCEPTABLE)}")
+    if not (reason or "").strip():
+        raise BadInput(f"--accept {what} needs a --reason: who reads the record must know why")
+    if by is None:
+        with contextlib.suppress(Exception):
+            by = f"{getpass.getuser()}@{socket.gethostname()}"
+    return {"what": what, "reason": reason.strip(), "by": by or "unknown", "at": now_iso()}
+
+
+def _start_failed(settings: Settings, run_id: str, exc: BaseException, **fields) -> Run:
+    """The record of a run that could not begin, notified; saved when the disk allows."""
+    run = Run(settings=settings, run_id=run_id, **fields)
     run.steps.append(
         StepRecord(
-            name="start", status="failed", seconds=0.0, message=message, exit_code=EXIT_INPUT
+            name="begin", status="failed", seconds=0.0, message=str(exc), exit_code=classify(exc)
         )
     )
+    run.exit_code = classify(exc)
+    run.status = {EXIT_INPUT: "bad input", EXIT_TERMINATED: "terminated"}.get(
+        run.exit_code, "environment failure"
+    )
+    run.finished_at = now_iso()
+    with contextlib.suppress(Exception):
+        run.save()
+    _notify(run)
     return run
+
+
+def begin(
+    settings: Settings,
+    run_id: str | None = None,
+    *,
+    origin: str = "cli",
+    airflow_run_id: str | None = None,
+    acceptances: Iterable[dict] = (),
+) -> Run:
+    """Start a run: its record and its private build folder.
+
+    Also closes records of runs that were killed (abandoned), removes half-written
+    publish files, and checks the published warehouse: a broken one stops the run
+    here (exit 3) unless the run accepts replacing it. On failure the run is
+    recorded and notified, and the exception carries it as ``exc.run``.
+    """
+    fields = {
+        "origin": origin,
+        "airflow_run_id": airflow_run_id,
+        "acceptances": list(acceptances),
+    }
+    run_id = run_id or new_run_id()
+    try:
+        check_run_id(run_id)
+        with warehouse_lock(settings, run_id):
+            for stale in mark_abandoned(settings):
+                log.warning("run %s was abandoned (its process is gone)", stale)
+            # Publish files of a killed publish: nobody publishes while we hold the lock.
+            for stale in settings.warehouse_dir.glob(f".{settings.published_db.name}.*.tmp*"):
+                stale.unlink(missing_ok=True)
+            try:
+                build_mod.create(settings, run_id)
+            except FileExistsError:
+                raise BadInput(f"run id {run_id} was used before; choose another") from None
+            except OSError as exc:
+                raise EnvironmentFailure(
+                    f"cannot create the build folder {settings.build(run_id).root}: {exc.strerror}"
+                ) from exc
+            run = Run(settings=settings, run_id=run_id, owner=process_identity(), **fields)
+            run.save()
+    except (PipelineError, OSError, Terminated) as exc:
+        failed = _start_failed(settings, run_id if _safe(run_id) else "invalid", exc, **fields)
+        if isinstance(exc, OSError):
+            exc = EnvironmentFailure(f"cannot start the run: {exc}")
+        exc.run = failed
+        raise exc from None
+    from dq import publish as publish_mod
+
+    broken = publish_mod.check_published(settings.published_db)
+    if broken and not run.accepted(ACCEPT_BROKEN_WAREHOUSE):
+        exc = EnvironmentFailure(steps_mod.broken_warehouse_message(settings, broken))
+        run.steps.append(
+            StepRecord("begin", "failed", 0.0, message=str(exc), exit_code=EXIT_ENVIRONMENT)
+        )
+        run.save()
+        exc.run = conclude(settings, run_id)
+        raise exc
+    return run
+
+
+def _safe(run_id: str) -> bool:
+    try:
+        check_run_id(run_id)
+        return True
+    except BadInput:
+        return False
+
+
+def execute(settings: Settings, run_id: str, name: str) -> StepRecord:
+    """Run one named step of a begun run (the CLI loops over these; Airflow runs
+    each in its own task process). Raises the step's failure."""
+    step = {s.__name__: s for s in STEPS}[name]
+    return step(Run.load(settings, run_id))
 
 
 def outcome(run: Run) -> int:
-    """The run's exit code from its step records (used where steps ran apart)."""
+    """The run's exit code from its step records."""
     for record in run.steps:
-        if record.status == "failed" and record.name != "docs":
+        if record.status in ("failed", "terminated") and record.name != "docs":
             return record.exit_code or EXIT_GATE
-    return EXIT_OK if (run.step("publish") and run.step("publish").status == "ok") else EXIT_GATE
+    publish = run.step("publish")
+    return EXIT_OK if publish and publish.status == "ok" else EXIT_ENVIRONMENT
 
 
-def run_step(settings: Settings, run_id: str, name: str) -> StepRecord:
-    """Run one named step of an existing run under the warehouse lock (Airflow tasks)."""
-    step = {s.__name__: s for s in (*STEPS, docs)}[name]
-    with warehouse_lock(settings, run_id):
-        return step(Run.load(settings, run_id))
-
-
-#: The steps in order; the DAG builds one task per entry.
-STEPS: tuple[Callable[[Run], StepRecord], ...] = (
-    preflight,
-    seed,
-    validate_raw,
-    transform,
-    validate_transformed,
-    publish,
-)
-
-
-#: Step names in order, then docs: what the DAG's tasks and the run record are called.
-STEP_NAMES: tuple[str, ...] = (*(step.__name__ for step in STEPS), "docs")
-
-
-def run_all(settings: Settings, run_id: str | None = None) -> Run:
-    """Every step in order under the warehouse lock; docs are built in all cases."""
-    run_id = run_id or new_run_id()
+def conclude(settings: Settings, run_id: str) -> Run:
+    """End a run however it went: dbt docs when a warehouse was built (also for
+    failed runs), the outcome in the record, one notification, and clean-up of
+    old builds and GX results. Never raises for a failed run; returns the record."""
+    run = Run.load(settings, run_id)
+    if run.build.db.exists() and run.step("docs") is None:
+        with contextlib.suppress(Exception, Terminated):
+            steps_mod.docs(run)
+    code = outcome(run)
+    if code != EXIT_OK and not any(s.status in ("failed", "terminated") for s in run.steps):
+        run.steps.append(
+            StepRecord(
+                "conclude",
+                "failed",
+                0.0,
+                message="the run ended before publishing (a step never ran)",
+                exit_code=code,
+            )
+        )
     try:
-        with warehouse_lock(settings, run_id):
-            run = start(settings, run_id)
-            try:
-                for step in STEPS:
-                    step(run)
-                code = EXIT_OK
-            except GateFailed:
-                code = EXIT_GATE
-            except BadInput:
-                code = EXIT_INPUT
-            except Exception:  # a bug or a tool that could not run: still nothing published
-                log.exception("[%s] step failed unexpectedly", run_id)
-                code = EXIT_GATE
-            finally:
-                if run.step("seed") is not None:
-                    with contextlib.suppress(Exception):
-                        docs(run)
-            run = finish(run, code)
-    except BadInput as exc:  # lock or warehouse directory: no run record can be written
-        run = failed_start(settings, run_id, str(exc))
-    from dq.notify import notify_run  # here, not at the top: notify imports pipeline
-
-    notify_run(run)
+        run.close(code)
+    except OSError as exc:  # a full disk: the notification still goes out
+        log.error("[%s] cannot save the run record: %s", run_id, exc)
+        run.exit_code, run.status = code, "environment failure"
+    _notify(run)
+    with contextlib.suppress(Exception):
+        clean_up(settings)
     return run
+
+
+def clean_up(settings: Settings) -> None:
+    """Retention: published and old failed builds, old GX results and pages."""
+    import json
+
+    statuses = {}
+    for folder in settings.builds_dir.glob("*"):
+        record = settings.runs_dir / f"{folder.name}.json"
+        with contextlib.suppress(OSError, ValueError):
+            statuses[folder.name] = json.loads(record.read_text(encoding="utf-8"))["status"]
+    build_mod.clean_builds(settings, statuses, settings.keep_failed_builds)
+    build_mod.clean_validations(settings, settings.keep_validation_runs)
+
+
+def _notify(run: Run) -> None:
+    from dq.notify import notify_run
+
+    with contextlib.suppress(Exception):
+        notify_run(run)
+
+
+def run_all(settings: Settings, run_id: str | None = None, acceptances: Iterable[dict] = ()) -> Run:
+    """The whole pipeline in this process: begin, every step in order, conclude.
+    SIGTERM ends it like a failed step: recorded, concluded, notified."""
+    with steps_mod.sigterm_raises():
+        try:
+            run = begin(settings, run_id, acceptances=acceptances)
+        except (PipelineError, Terminated) as exc:
+            return exc.run
+        try:
+            for name in STEP_NAMES:
+                execute(settings, run.run_id, name)
+        except (Exception, Terminated):
+            pass  # the step recorded its failure; the outcome is read from the record
+        return conclude(settings, run.run_id)

@@ -2,14 +2,17 @@
 the published one atomically.
 
 Readers only ever open ``warehouse/jaffle_shop.db``. It is replaced by
-``os.replace`` of a complete, fsynced copy made with SQLite's backup API, so a
+``os.replace`` of a complete, fsynced byte copy of the run's build file, so a
 reader sees either the previous warehouse or the new one, never a mix; a run
 that fails (or is killed) before this step leaves it byte-for-byte unchanged.
+The copy is hashed while it is written and must match the fingerprint the
+gates recorded: nothing but the audited bytes is ever published.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -44,18 +47,54 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def publish(build_db: Path, published_db: Path) -> Path:
-    """Atomically replace ``published_db`` with a copy of ``build_db``."""
+class NotAudited(Exception):
+    """The bytes about to be published are not the bytes the gates audited."""
+
+
+def check_published(db: Path) -> str | None:
+    """What is wrong with the published warehouse, or None when it is intact (or absent).
+
+    ``pragma quick_check`` reads every page (it skips only the index-content
+    comparison of ``integrity_check``): a truncated or page-damaged file fails it.
+    """
+    if not Path(db).exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = [r[0] for r in conn.execute("pragma quick_check")]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(rows[:5])
+
+
+def publish(build_db: Path, published_db: Path, audited: str, keep_old: Path | None = None) -> Path:
+    """Atomically replace ``published_db`` with a byte copy of ``build_db``.
+
+    ``audited`` is the SHA-256 the gates recorded. The copy is hashed as it is
+    written and only renamed into place when it matches, so what readers get
+    is exactly what was audited. ``keep_old``, if given, receives a hard link
+    to the file being replaced (evidence of a broken warehouse).
+    """
     published_db = Path(published_db)
     published_db.parent.mkdir(parents=True, exist_ok=True)
     tmp = published_db.with_name(f".{published_db.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
-        source = sqlite3.connect(f"file:{build_db}?mode=ro", uri=True)
-        with contextlib.closing(source) as src, contextlib.closing(sqlite3.connect(tmp)) as dst:
-            src.backup(dst)
-            dst.execute("pragma journal_mode = delete")
-        _fsync(tmp)
+        digest = hashlib.sha256()
+        with open(build_db, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if digest.hexdigest() != audited:
+            raise NotAudited(
+                f"{build_db} changed after its audit (sha256 {digest.hexdigest()[:12]}…,"
+                f" audited {audited[:12]}…): refusing to publish it"
+            )
+        if keep_old is not None and published_db.exists():
+            keep_old.parent.mkdir(parents=True, exist_ok=True)
+            os.link(published_db, keep_old)
         os.replace(tmp, published_db)
         _fsync(published_db.parent)
     finally:

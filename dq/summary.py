@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dq.pipeline import Run
+from dq.record import Run
 
 
 def render(run: Run) -> str:

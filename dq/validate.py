@@ -2,8 +2,9 @@
 
 The file context lives in ``gx/`` (committed: config, suites, validation
 definitions, checkpoints; git-ignored: ``gx/uncommitted/`` with results and
-Data Docs). Suites are (re)registered from :mod:`dq.suites` on every run, so
-the committed JSON is always what the code declares.
+Data Docs). :func:`register` writes the committed part from :mod:`dq.suites`
+and the contracts: a build step (``make gx-suites``), never a run. A run only
+reads it, checks it is up to date, and writes under ``gx/uncommitted/``.
 
 ``Checkpoint.run()`` never raises on failed expectations; :func:`run_checkpoint`
 reads the result and reports failures by severity, and the caller decides.
@@ -17,8 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dq.config import Settings
+from dq.config import Build, Settings
 from dq.contracts import load_contracts
+from dq.errors import BadInput, EnvironmentFailure
+from dq.lock import file_lock
 from dq.suites import CRITICAL, declare
 
 log = logging.getLogger(__name__)
@@ -59,15 +62,18 @@ class CheckpointReport:
 
 
 def get_context(settings: Settings):
-    """The project's GX file context (created under ``gx/`` on first use)."""
+    """The project's GX file context in ``settings.gx_dir`` (any folder name)."""
     import great_expectations as gx
 
-    settings.gx_dir.parent.mkdir(parents=True, exist_ok=True)
-    return gx.get_context(mode="file", project_root_dir=str(settings.gx_dir.parent))
+    settings.gx_dir.mkdir(parents=True, exist_ok=True)
+    return gx.get_context(mode="file", context_root_dir=str(settings.gx_dir))
 
 
-def _datasource(context, settings: Settings):
-    os.environ[DB_VARIABLE] = str(settings.build_db)
+def _datasource(context, db: Path | None = None):
+    if db is not None:
+        os.environ[DB_VARIABLE] = str(db)
+    else:
+        os.environ.setdefault(DB_VARIABLE, ":memory:")
     try:
         return context.data_sources.get(DATASOURCE)
     except KeyError:
@@ -79,13 +85,14 @@ def _datasource(context, settings: Settings):
 def register(settings: Settings):
     """Register every suite, table asset, validation definition and checkpoint.
 
-    Returns the context. Idempotent: safe to call on every run.
+    Returns the context. Idempotent; a build step (``make gx-suites``), not a
+    run step: it rewrites tracked files under ``gx/``.
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     context = get_context(settings)
-    datasource = _datasource(context, settings)
+    datasource = _datasource(context)
     declared = declare(load_contracts(settings.seeds_dir).values())
     for layer, suites in declared.items():
         definitions = []
@@ -132,13 +139,53 @@ def _set_stable_ids(suite) -> None:
         expectation.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
 
-def run_checkpoint(settings: Settings, layer: str, run_id: str) -> CheckpointReport:
-    """Validate one layer ("raw" or "transformed") of the build warehouse."""
+def stale_suites(settings: Settings, seeds_dir: Path, context=None) -> list[str]:
+    """Suites whose registered expectations differ from what the contracts declare."""
+    import great_expectations as gx
+
+    context = context or get_context(settings)
+    stale = []
+    for suites in declare(load_contracts(seeds_dir).values()).values():
+        for table, expectations in suites.items():
+            wanted = gx.ExpectationSuite(name=table, expectations=expectations)
+            _set_stable_ids(wanted)
+            try:
+                have = context.suites.get(table)
+            except Exception:  # GX raises its own "not found" types
+                stale.append(table)
+                continue
+            if [e.id for e in have.expectations] != [e.id for e in wanted.expectations]:
+                stale.append(table)
+    return stale
+
+
+def run_checkpoint(settings: Settings, build: Build, layer: str, run_id: str) -> CheckpointReport:
+    """Validate one layer ("raw" or "transformed") of a run's build warehouse.
+
+    The GX objects must be registered already (``make gx-suites``) and match the
+    contracts the run loaded; results and Data Docs go to ``gx/uncommitted/``,
+    one checkpoint at a time (the site and its index are shared by all runs).
+    """
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context = register(settings)
-    checkpoint = context.checkpoints.get(layer)
-    result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
+    context = get_context(settings)
+    _datasource(context, build.db)
+    stale = stale_suites(settings, build.seeds_dir, context)
+    if stale:
+        raise BadInput(
+            f"the GX suites in {settings.gx_dir} are out of date with the contracts"
+            f" ({', '.join(stale)}): run `make gx-suites` and commit the result"
+        )
+    try:
+        checkpoint = context.checkpoints.get(layer)
+    except Exception as exc:
+        raise EnvironmentFailure(
+            f"GX checkpoint {layer!r} is not registered in {settings.gx_dir}: run `make gx-suites`"
+        ) from exc
+    uncommitted = settings.gx_dir / "uncommitted"
+    uncommitted.mkdir(parents=True, exist_ok=True)
+    with file_lock(uncommitted / ".lock", f"run {run_id} ({layer})", settings.lock_timeout):
+        result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
     suites = []
     for validation in result.run_results.values():
         failed = {CRITICAL: [], "warning": [], "info": []}
