@@ -80,6 +80,14 @@ def published_project(project: Path, bundled_run) -> tuple[Path, str]:
     return project, sha256(target)
 
 
+def last_build_db(root: Path) -> Path:
+    """The build warehouse of the latest run (kept when the run failed)."""
+    import json
+
+    record = json.loads((root / "warehouse" / "runs" / "latest.json").read_text())
+    return Path(record["build_dir"]) / "jaffle_shop.db"
+
+
 def rewrite_csv(path: Path, edit) -> None:
     """Read a CSV as rows, let ``edit(header, rows)`` change them, write it back."""
     import csv

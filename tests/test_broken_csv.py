@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import last_build_db, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_too_many_bad_orders_fail_the_gate_and_show_in_data_docs(project):
     # Nothing published.
     assert not (project / "warehouse" / "jaffle_shop.db").exists()
     # Quarantine holds the bad rows with their reason; nothing was dropped.
-    with sqlite3.connect(project / "warehouse" / "build" / "jaffle_shop.db") as db:
+    with sqlite3.connect(last_build_db(project)) as db:
         reasons = dict(
             db.execute("select reject_reason, count(*) from rejected_orders group by 1").fetchall()
         )

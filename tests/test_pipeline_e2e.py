@@ -159,7 +159,7 @@ def test_gx_results_stored_and_data_docs_list_both_layers(bundled_run):
 
 def test_dbt_docs_have_a_filled_catalog(bundled_run):
     root, _ = bundled_run
-    target = root / "dbt_project" / "target"
+    target = root / "warehouse" / "docs" / "dbt"
     catalog = json.loads((target / "catalog.json").read_text())
     node = catalog["nodes"]["model.jaffle_shop.orders"]
     assert node["columns"]["order_total"]["type"] == "REAL"
@@ -179,8 +179,11 @@ def test_docs_and_validate_verbs_work_on_the_last_build(bundled_run):
     """The documented verbs besides `run`; neither rewrites the last run's record."""
     from tests.conftest import run_cli
 
+    from tests.conftest import sha256
+
     root, _ = bundled_run
     record = (root / "warehouse" / "runs" / "latest.json").read_bytes()
+    published = sha256(root / "warehouse" / "jaffle_shop.db")
     docs = run_cli(root, "docs")
     assert docs.returncode == 0, docs.stdout + docs.stderr
     assert "static_index.html" in docs.stdout
@@ -188,3 +191,21 @@ def test_docs_and_validate_verbs_work_on_the_last_build(bundled_run):
     assert validate.returncode == 0, validate.stdout + validate.stderr
     assert "stg_orders" in validate.stdout and "FAILED" not in validate.stdout
     assert (root / "warehouse" / "runs" / "latest.json").read_bytes() == record
+    # Both looked at a throw-away copy of the published warehouse, then removed it.
+    assert sha256(root / "warehouse" / "jaffle_shop.db") == published
+    assert list((root / "warehouse" / "build").iterdir()) == []
+
+
+def test_a_run_writes_only_its_build_the_warehouse_and_gx_uncommitted(bundled_run):
+    """Tracked files (dbt project, seeds, GX suites and config) are inputs: a run
+    rewrites none of them, so a read-only code checkout works."""
+    from tests.conftest import REPO
+
+    root, _ = bundled_run
+    for folder in ("dbt_project", "seeds", "gx"):
+        for path in sorted((REPO / folder).rglob("*")):
+            relative = path.relative_to(REPO)
+            if path.is_file() and not {"uncommitted", "target", "logs", "dev"} & set(relative.parts):
+                assert (root / relative).read_bytes() == path.read_bytes(), f"{relative} changed"
+    assert not (root / "dbt_project" / "target").exists()
+    assert not (root / "dbt_project" / "logs").exists()

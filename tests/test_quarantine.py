@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import copy_project, rewrite_csv, run_cli, sha256
+from tests.conftest import copy_project, last_build_db, rewrite_csv, run_cli, sha256
 
 pytestmark = pytest.mark.slow
 
@@ -212,7 +212,7 @@ def test_zero_budget_source_fails_the_gate(published_project):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rejected share of raw_stores is at most 0.0%" in result.stdout
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
-    with sqlite3.connect(root / "warehouse" / "build" / "jaffle_shop.db") as db:
+    with sqlite3.connect(last_build_db(root)) as db:
         assert db.execute("select reject_reason from rejected_stores").fetchall() == [
             ("tax_rate outside 0..0.25",)
         ]
@@ -232,6 +232,7 @@ def test_halved_table_fails_the_row_count_gate(published_project):
     rewrite_csv(root / "seeds" / "raw_items.csv", lambda h, rows: [r for r in rows if r[1] in kept])
     result = run_cli(root, "run")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "row counts fell by more than 30%" in result.stdout
-    assert "raw_orders: 1686 -> 843 rows" in result.stdout
+    assert "row counts changed more than allowed" in result.stdout
+    assert "raw_orders: 1686 -> 843 rows (-50%; DQ_MAX_ROW_DROP=0.3)" in result.stdout
+    assert "--accept row-counts" in result.stdout
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
