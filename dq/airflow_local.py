@@ -493,7 +493,7 @@ def command(action: str, home: Path | None = None, port: int | None = None) -> i
     if action == "stop":
         stopped = stop(home)
         for name, why in stopped.left_alone.items():
-            print(f"{name}: not running ({why})")
+            print(f"{name}: {why}")
         ended = len(stopped.ended)
         print(f"stopped {ended} processes" if ended else "Airflow was not running")
         return 0

@@ -115,7 +115,7 @@ def test_stale_state_file_leaves_an_unrelated_process_alone(
 
         assert airflow_local.command("stop", home) == 0
         out = capsys.readouterr().out
-        assert f"scheduler: not running (PID {other.pid} is now another process" in out
+        assert f"scheduler: PID {other.pid} is now another process" in out
         assert "Airflow was not running" in out
         assert other.poll() is None, "stop signalled a process it did not start"
         assert not (home / airflow_local.STATE_FILE).exists()
