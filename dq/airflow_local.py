@@ -17,10 +17,20 @@ it instead. The secrets Airflow needs (JWT, API secret key, Fernet key) are
 drawn by Airflow into ``$AIRFLOW_HOME/airflow.cfg`` on first use. Nothing
 secret lives in the repository.
 
+Nothing listens beyond the API server on 127.0.0.1: the scheduler runs with
+``--skip-serve-logs``. Its log server would listen on every interface on port
+8793 (``airflow.utils.serve_logs`` hard-codes the host; only the port is a
+setting), so two instances would clash, and LocalExecutor does not need it: the
+tasks write their logs under ``$AIRFLOW_HOME/logs``, where the API server reads
+them for the UI, while a task runs and after.
+
 We do not use ``airflow standalone``: it starts 32 workers by default and a
-SIGTERM to it orphans its children. Here every PID (and process group) goes to
-``$AIRFLOW_HOME/dq-airflow.json``, and ``stop`` ends the groups plus any
-descendant that left them, so nothing stays behind.
+SIGTERM to it orphans its children. Here every component's PID, process group
+and identity (start time and command line) go to ``$AIRFLOW_HOME/dq-airflow.json``.
+``stop`` and ``status`` act on a recorded PID only while it is still the process
+that ``start`` started: a stale file (after a reboot, say) whose PIDs now belong
+to other processes is reported, and those processes are left alone. ``stop``
+ends the groups plus any descendant that left them, so nothing stays behind.
 """
 
 from __future__ import annotations
@@ -46,6 +56,14 @@ HOST = "127.0.0.1"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 STATE_FILE = "dq-airflow.json"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+# psutil derives a start time from clock ticks since boot: the same process reads
+# back the same value give or take a tick; a reused PID started at another moment.
+START_TIME_TOLERANCE = 1.0
+# Component -> the airflow sub-command it runs, with the spelling setproctitle uses
+# ("airflow api_server -- host:..." once the API server has renamed itself).
+# The scheduler's log server would listen on all interfaces (see the module docstring).
+ARGS = {"scheduler": ("--skip-serve-logs",)}
+COMMANDS = {name: (name, name.replace("-", "_")) for name in COMPONENTS}
 
 
 @dataclass
@@ -59,12 +77,20 @@ class Instance:
     password: str
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
+    # Component -> {"pid", "create_time", "cmdline"}: what "still ours" is checked against.
+    identities: dict[str, dict] = field(default_factory=dict)
 
     def save(self) -> None:
         path = Path(self.home) / STATE_FILE
         # The password is already on disk in the passwords file; keep it out of this one.
         data = {k: v for k, v in asdict(self).items() if k != "password"}
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+    def record(self, name: str, pid: int, cmdline: list[str]) -> None:
+        """Note a component just started, with its identity, and save the state file."""
+        self.pids[name] = pid
+        self.identities[name] = identity(pid, cmdline)
+        self.save()
 
 
 def default_home() -> Path:
@@ -103,6 +129,8 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
             "AIRFLOW__API__HOST": HOST,
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__WORKERS": "1",
+            # Off by default; should someone turn it on, it too stays on loopback.
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": HOST,
             # Task processes reach the Execution API through this URL; its default
             # (localhost:8080) would be wrong for any other port.
             "AIRFLOW__API__BASE_URL": base_url,
@@ -143,13 +171,96 @@ def _load_state(home: Path) -> dict | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def identity(pid: int, cmdline: list[str] | None = None) -> dict:
+    """What tells this process apart from a later one with the same PID.
+
+    ``cmdline``: the one it was started with. Read right after ``Popen`` returns,
+    ``/proc`` may still show an empty one (the kernel sets it late in ``exec``).
+    """
     import psutil
 
+    proc = psutil.Process(pid)
+    with proc.oneshot():
+        return {
+            "pid": pid,
+            "create_time": proc.create_time(),
+            "cmdline": list(cmdline) if cmdline is not None else proc.cmdline(),
+        }
+
+
+def _runs_component(name: str, cmdline: list[str]) -> bool:
+    """Whether a command line is ``airflow <name>`` (as started, or as renamed by
+    setproctitle, which puts the whole title in argv[0] and pads with "")."""
+    words = " ".join(cmdline).split()
+    return any("airflow" in w for w in words) and any(w in COMMANDS[name] for w in words)
+
+
+def _ours(name: str, recorded: dict | None) -> tuple:
+    """``(process, why)`` for a recorded component: ``process`` is None unless the
+    PID is still the process ``start`` started (a zombie of it included); ``why``
+    is empty while it runs, else says why it does not.
+
+    Still the one started means: it started when the recorded one did (within
+    :data:`START_TIME_TOLERANCE`) and still runs ``airflow <name>``.
+    """
+    import psutil
+
+    if not recorded or "create_time" not in recorded:
+        return None, "no identity recorded (state file from an older version), left alone"
+    pid = recorded["pid"]
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            created, state = proc.create_time(), proc.status()
+            cmdline = [] if state == psutil.STATUS_ZOMBIE else proc.cmdline()
     except psutil.NoSuchProcess:
-        return False
+        return None, f"exited (PID {pid} is free)"
+    except psutil.AccessDenied:
+        return None, f"PID {pid} now belongs to another user's process, left alone"
+    same_start = abs(created - recorded["create_time"]) <= START_TIME_TOLERANCE
+    if same_start and state == psutil.STATUS_ZOMBIE:
+        return proc, "exited (a zombie now)"
+    if not same_start or not _runs_component(name, cmdline):
+        what = " ".join(cmdline).strip()[:60] or proc.name()
+        return None, f"PID {pid} is now another process ({what}), left alone"
+    return proc, ""
+
+
+def _components(state: dict | None) -> tuple[dict, dict[str, str], dict]:
+    """For a state file: ``live`` {name: process} of the components still running,
+    ``gone`` {name: why not running}, and ``groups`` {group ID: leader process or
+    None} of the process groups that can only be ours.
+
+    A component's group ID is its PID. The group is ours while that PID is the
+    component (a zombie included) or free: Linux hands out no PID still in use
+    as a group ID, so workers a crashed component left keep its ID reserved.
+    Once another process holds the PID, the group is not ours.
+    """
+    live, gone, groups = {}, {}, {}
+    identities = (state or {}).get("identities", {})
+    for name, pid in (state or {}).get("pids", {}).items():
+        proc, why = _ours(name, identities.get(name) or {"pid": pid})
+        if proc is not None:
+            groups[proc.pid] = proc
+        elif why.startswith("exited"):
+            groups[pid] = None
+        if proc is not None and not why:
+            live[name] = proc
+        else:
+            gone[name] = why
+    return live, gone, groups
+
+
+def _group(pgid: int) -> list:
+    """The live (not zombie) processes in process group ``pgid``."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+    return members
 
 
 def health(port: int, timeout: float = 2.0) -> dict | None:
@@ -185,14 +296,17 @@ def start(
     home = Path(home or default_home()).resolve()
     port = port or default_port()
     home.mkdir(parents=True, exist_ok=True)
-    state = _load_state(home)
-    if state and any(_alive(pid) for pid in state.get("pids", {}).values()):
+    live, _gone, _groups = _components(_load_state(home))
+    if live:
         raise RuntimeError(f"Airflow already running from {home} (stop it first)")
     if health(port, timeout=1.0) is not None:
         raise RuntimeError(f"something already answers on {HOST}:{port}; set DQ_AIRFLOW_PORT")
     env = airflow_env(home, port, extra_env)
+    # Airflow reads the password from the passwords file: no Airflow process (nor
+    # any task it runs) needs it in its environment.
+    chosen = env.pop("DQ_AIRFLOW_PASSWORD", "") or None
     username = env.get("DQ_AIRFLOW_USER", "admin")
-    password = ensure_password(home, username, env.get("DQ_AIRFLOW_PASSWORD") or None)
+    password = ensure_password(home, username, chosen)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
     started = time.monotonic()
@@ -215,11 +329,12 @@ def start(
     )
     try:
         for name in COMPONENTS:
+            argv = [_airflow_bin(), name, *ARGS.get(name, ())]
             with open(logs / f"dq-{name}.log", "ab") as out:
                 # A session of its own per component: stop() can signal the whole
                 # process group, workers included, without touching our own.
                 process = subprocess.Popen(
-                    [_airflow_bin(), name],
+                    argv,
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -227,11 +342,10 @@ def start(
                     cwd=home,
                     start_new_session=True,
                 )
-            instance.pids[name] = process.pid
-            instance.save()
+            instance.record(name, process.pid, argv)
         deadline = started + timeout
         while not _healthy(health(port)):
-            dead = [n for n, pid in instance.pids.items() if not _alive(pid)]
+            dead = [n for n, p in instance.pids.items() if _exited(p)]
             if dead:
                 raise RuntimeError(f"Airflow {', '.join(dead)} exited; see {logs}/dq-*.log")
             if time.monotonic() > deadline:
@@ -243,74 +357,118 @@ def start(
     return instance
 
 
-def _tree(pids: list[int]) -> list:
+def _exited(pid: int) -> bool:
+    """Whether a child we started has exited (reaped or a zombie)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _tree(roots: list) -> list:
+    """``roots`` (psutil processes already checked to be ours) and their descendants.
+
+    A descendant is found through the live parent links of a verified process,
+    so it is ours too; psutil's ``terminate``/``kill`` refuse a process whose
+    PID has since been reused.
+    """
     import psutil
 
     found = {}
-    for pid in pids:
+    for root in roots:
         try:
-            parent = psutil.Process(pid)
+            family = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
-        for proc in [parent, *parent.children(recursive=True)]:
+        for proc in family:
             found[proc.pid] = proc
     return list(found.values())
 
 
-def stop(home: Path | None = None, grace: float = 15.0) -> list[int]:
+def processes(home: Path | None = None) -> list:
+    """Every live process of the instance at ``home``: its components and descendants."""
+    home = Path(home or default_home()).resolve()
+    live, _gone, _groups = _components(_load_state(home))
+    return _tree(list(live.values()))
+
+
+@dataclass
+class Stopped:
+    """What ``stop`` did: PIDs it ended, and recorded components it left alone (why)."""
+
+    ended: list[int] = field(default_factory=list)
+    left_alone: dict[str, str] = field(default_factory=dict)
+
+
+def _killpg(pgid: int, sig: int, leader=None) -> None:
+    """Signal a group from :func:`_components`, unless its ID changed hands since."""
+    import psutil
+
+    if leader.is_running() if leader is not None else not psutil.pid_exists(pgid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+
+def stop(home: Path | None = None, grace: float = 15.0) -> Stopped:
     """Stop every process ``start`` recorded for ``home``, and all their descendants.
 
-    TERM to each process group first, KILL to whatever is left after ``grace``
-    seconds (idle LocalExecutor workers ignore TERM). Returns the PIDs ended.
+    Only components that are still the processes started (see :func:`_ours`)
+    are signalled, with the groups they lead; for one that exited, the workers
+    it left in its group. TERM first, KILL to whatever is left after ``grace``
+    seconds (idle LocalExecutor workers ignore TERM).
     """
     import psutil
 
     home = Path(home or default_home()).resolve()
     state = _load_state(home)
     if not state:
-        return []
-    roots = list(state.get("pids", {}).values())
+        return Stopped()
+    live, gone, groups = _components(state)
     # Remember the whole tree now: once a parent dies its children are re-parented
     # and could not be found from it any more.
-    procs = _tree(roots)
-    for pid in roots:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+    running = {proc.pid for proc in live.values()}
+    members = [m for pgid in groups if pgid not in running for m in _group(pgid)]
+    procs = _tree([*live.values(), *members])
+    for pgid, leader in groups.items():
+        _killpg(pgid, signal.SIGTERM, leader)
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-    _gone, alive = psutil.wait_procs(procs, timeout=grace)
-    for pid in roots:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    for proc in alive + _tree([p.pid for p in alive]):
+    _ended, alive = psutil.wait_procs(procs, timeout=grace)
+    for pgid, leader in groups.items():
+        _killpg(pgid, signal.SIGKILL, leader)
+    for proc in alive + _tree(alive):
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
     (home / STATE_FILE).unlink(missing_ok=True)
-    return sorted(p.pid for p in procs)
+    return Stopped(sorted(p.pid for p in procs), gone)
 
 
 def status(home: Path | None = None) -> dict:
-    """What runs from ``home``: component PIDs alive, RSS (MiB) of the whole tree, health."""
+    """What runs from ``home``: components alive (and why not), RSS (MiB) of the tree, health."""
     home = Path(home or default_home()).resolve()
     state = _load_state(home)
     if not state:
         return {"running": False, "home": str(home)}
-    pids = state.get("pids", {})
-    procs = _tree(list(pids.values()))
+    live, gone, _groups = _components(state)
+    procs = _tree(list(live.values()))
     rss = 0
     for proc in procs:
         with contextlib.suppress(Exception):
             rss += proc.memory_info().rss
     return {
-        "running": any(_alive(p) for p in pids.values()),
+        "running": bool(live),
         "home": str(home),
         "url": state.get("url"),
-        "components": {n: _alive(p) for n, p in pids.items()},
+        "components": {n: n in live for n in state.get("pids", {})},
+        "not_running": gone,
         "processes": len(procs),
         "rss_mib": round(rss / 2**20),
-        "health": health(state.get("port", default_port())),
+        # A stale file's port may be anyone's now: ask it only while a component is ours.
+        "health": health(state.get("port", default_port())) if live else None,
     }
 
 
@@ -333,8 +491,11 @@ def command(action: str, home: Path | None = None, port: int | None = None) -> i
         print("Stop with: python -m dq airflow stop")
         return 0
     if action == "stop":
-        ended = stop(home)
-        print(f"stopped {len(ended)} processes" if ended else "Airflow was not running")
+        stopped = stop(home)
+        for name, why in stopped.left_alone.items():
+            print(f"{name}: {why}")
+        ended = len(stopped.ended)
+        print(f"stopped {ended} processes" if ended else "Airflow was not running")
         return 0
     print(json.dumps(status(home), indent=2))
     return 0

@@ -20,25 +20,115 @@ environment only, so no secret lives in the repository:
 
 A notification that cannot be delivered is logged and skipped: telling people
 about a run must never change the run's outcome.
+
+Secrets (:data:`SECRET_VARIABLES`: the whole webhook URL, whose path and query
+carry its token, the SMTP login and password, the Airflow admin password) never
+reach a log line, and so never an Airflow task log. The webhook URL is checked
+before use (scheme, host, port, no user:password@, nothing but printable ASCII),
+so ``http.client`` never gets to quote it in an ``InvalidURL``; a failure is
+logged as the exception type, the target in redacted form
+(``https://hooks.slack.com/…``) and only details known to be free of secrets
+(an HTTP status, an OS error text, an SMTP reply code). On top of that,
+:func:`redact` blanks every configured secret value, whole or in pieces, out of
+each line this module logs and out of the message it sends.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import re
 import smtplib
 import ssl
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from email.message import EmailMessage
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlsplit
 
 from dq.pipeline import EXIT_OK, Run
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 15.0
+SECRET_VARIABLES = (
+    "DQ_SLACK_WEBHOOK_URL",
+    "DQ_SMTP_PASSWORD",
+    "DQ_SMTP_USER",
+    "DQ_AIRFLOW_PASSWORD",
+)
+# A secret value, and a login in a URL, are blanked from this length on; its parts
+# (URL path, query, what lies between spaces or newlines) only from the longer one,
+# so that "/hook" does not turn "https://hooks.example.org" into "https:/***s.example.org".
+_MIN_VALUE = 4
+_MIN_PART = 8
+_PRINTABLE_ASCII = re.compile(r"[!-~]+")
+_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-f]|7f)", re.IGNORECASE)
+
+
+class NotifyError(ValueError):
+    """A channel's setting is unusable; the message never quotes the setting."""
+
+
+def _escaped(text: str) -> set[str]:
+    """``text`` as exception messages and reprs tend to quote it."""
+    return {
+        text,
+        repr(text)[1:-1],
+        text.encode("unicode_escape").decode("ascii"),
+        text.replace("\n", "\\n").replace("\r", "\\r"),
+    }
+
+
+def _pieces(value: str) -> set[str]:
+    """The forms and parts of one secret value that must not show up anywhere."""
+    whole = {value, value.strip(), unquote(value)}
+    parts: set[str] = set()
+    try:
+        url = urlsplit(value.strip())
+        whole |= {url.username or "", url.password or ""}
+        parts |= {url.path, url.query, url.fragment, *url.query.split("&")}
+    except ValueError:
+        pass
+    parts |= {unquote(part) for part in parts}
+    # What lies between spaces and control characters: an error message may quote
+    # only the part after a newline.
+    for text in whole | parts:
+        parts |= set(re.split(r"[\s\x00-\x1f\x7f]+|%0[ad]", text, flags=re.IGNORECASE))
+    found = {f for text in whole if len(text) >= _MIN_VALUE for f in _escaped(text)}
+    found |= {f for text in parts if len(text) >= _MIN_PART for f in _escaped(text)}
+    # SMTP AUTH LOGIN sends each credential base64-encoded; a server may echo it.
+    found |= {base64.b64encode(f.encode()).decode() for f in list(found)}
+    return found
+
+
+def secrets_in(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every form of every configured secret value, longest first."""
+    env = os.environ if env is None else env
+    found: set[str] = set()
+    for name in SECRET_VARIABLES:
+        if env.get(name):
+            found |= _pieces(env[name])
+    user, password = env.get("DQ_SMTP_USER", ""), env.get("DQ_SMTP_PASSWORD", "")
+    if user:  # AUTH PLAIN's credentials as one base64 string
+        plain = f"\0{user}\0{password}".encode()
+        found.add(base64.b64encode(plain).decode())
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(text: str, env: Mapping[str, str] | None = None) -> str:
+    """``text`` with every configured secret value (and its parts) replaced by ``***``."""
+    for secret in secrets_in(env):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _log(env: Mapping[str, str], level: int, message: str, *args: object) -> None:
+    """The only way this module logs: format, then redact."""
+    if log.isEnabledFor(level):
+        log.log(level, "%s", redact(message % args if args else message, env), stacklevel=2)
 
 
 def docs_links(run: Run, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -104,11 +194,57 @@ def _wanted(run: Run, env: Mapping[str, str]) -> bool:
     return ("success" if run.exit_code == EXIT_OK else "failure") in on
 
 
+def webhook_target(url: str) -> str:
+    """The webhook URL in a form fit for logs: ``scheme://host[:port]/…`` at most."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+    except ValueError:
+        return "DQ_SLACK_WEBHOOK_URL (not a URL)"
+    if parts.scheme not in ("http", "https"):
+        return "DQ_SLACK_WEBHOOK_URL (not an http(s) URL)"
+    if not re.fullmatch(r"[a-z0-9.-]+|[0-9a-f:.]+", host):
+        return f"{parts.scheme}://?/…"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    return f"{parts.scheme}://{host}{port}/…"
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it is a usable http(s) webhook URL; raises :class:`NotifyError`.
+
+    Checked up front so that no library gets to quote a malformed URL (and the
+    token in it) in an error message.
+    """
+    if not _PRINTABLE_ASCII.fullmatch(url):
+        raise NotifyError(
+            "DQ_SLACK_WEBHOOK_URL must be printable ASCII without spaces "
+            "(no whitespace, control or non-ASCII characters)"
+        )
+    if _ENCODED_CONTROL.search(url):
+        raise NotifyError("DQ_SLACK_WEBHOOK_URL contains a percent-encoded control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise NotifyError("DQ_SLACK_WEBHOOK_URL has an invalid host or port") from None
+    # urllib also opens file:// and ftp:// URLs; a webhook is only ever http(s).
+    if parts.scheme not in ("http", "https"):
+        raise NotifyError("DQ_SLACK_WEBHOOK_URL must be an http(s) URL")
+    if "@" in parts.netloc:
+        # urllib would not log in with it: http.client takes "pass@host" for a port.
+        raise NotifyError("DQ_SLACK_WEBHOOK_URL must not contain user:password@")
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+", host) or port == 0:
+        raise NotifyError("DQ_SLACK_WEBHOOK_URL has an invalid host or port")
+    return url
+
+
 def send_webhook(url: str, subject: str, body: str) -> None:
     """POST ``{"text": ...}`` as JSON; raises on anything but a 2xx answer."""
-    # urllib also opens file:// and ftp:// URLs; a webhook is only ever http(s).
-    if urlparse(url).scheme not in ("http", "https"):
-        raise ValueError("DQ_SLACK_WEBHOOK_URL must be an http(s) URL")
+    check_webhook_url(url)
     payload = json.dumps({"text": f"*{subject}*\n{body}"}).encode()
     request = urllib.request.Request(
         url, data=payload, method="POST", headers={"Content-Type": "application/json"}
@@ -126,8 +262,8 @@ def send_email(env: Mapping[str, str], subject: str, body: str) -> list[str]:
     message["From"] = env.get("DQ_SMTP_FROM", "dq@localhost")
     message["To"] = ", ".join(recipients)
     message.set_content(body)
-    host = env["DQ_SMTP_HOST"]
-    port = int(env.get("DQ_SMTP_PORT", "25"))
+    host = env["DQ_SMTP_HOST"].strip()
+    port = _smtp_port(env)
     context = ssl.create_default_context()
     if port == 465:
         smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT_SECONDS, context=context)
@@ -142,43 +278,121 @@ def send_email(env: Mapping[str, str], subject: str, body: str) -> list[str]:
     return recipients
 
 
+def _smtp_port(env: Mapping[str, str]) -> int:
+    value = env.get("DQ_SMTP_PORT", "25").strip()
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) < 65536:
+        raise NotifyError("DQ_SMTP_PORT must be a number from 1 to 65535")
+    return int(value)
+
+
+def smtp_target(env: Mapping[str, str]) -> str:
+    """The SMTP server in a form fit for logs (no login)."""
+    host = env.get("DQ_SMTP_HOST", "").strip()
+    host = host if re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", host) else "(invalid DQ_SMTP_HOST)"
+    port = env.get("DQ_SMTP_PORT", "25").strip()
+    return f"smtp://{host}:{port if port.isascii() and port.isdigit() else '?'}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, from parts of ``exc`` that cannot quote a URL or a login.
+
+    Never ``str(exc)`` of an arbitrary exception: ``http.client.InvalidURL``
+    quotes the URL, ``smtplib`` quotes commands and server replies.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, NotifyError):
+        return f"{name}: {exc}"
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"{name}: HTTP {exc.code}"
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        if isinstance(reason, BaseException):
+            return f"{name}: {describe_error(reason)}"
+        return name
+    if isinstance(exc, smtplib.SMTPResponseException):
+        # The code says what happened; the server's text may echo the login (redacted).
+        text = exc.smtp_error
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        return f"{name}: {exc.smtp_code} {' '.join(text.split())[:200]}"
+    if isinstance(exc, TimeoutError):
+        return f"{name}: timed out"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return f"{name}: {exc.strerror}"
+    if isinstance(exc, OSError) and str(exc).startswith("webhook answered HTTP "):
+        return f"{name}: {exc}"
+    return name
+
+
 def notify_run(run: Run, env: Mapping[str, str] | None = None) -> list[str]:
     """Send the run's outcome to every configured channel.
 
     Returns what was sent (``"webhook"``, ``"email:<addr>"``), empty when no
-    channel is configured or none wanted this outcome. Never raises.
+    channel is configured or none wanted this outcome. Never raises, and logs
+    no secret (see the module docstring).
     """
     env = os.environ if env is None else env
+    try:
+        return _notify(run, env)
+    except Exception as exc:  # e.g. a run record that cannot be read: still not the run's fault
+        _log(env, logging.WARNING, "[%s] notification failed: %s", run.run_id, describe_error(exc))
+        return []
+
+
+def _notify(run: Run, env: Mapping[str, str]) -> list[str]:
     webhook = env.get("DQ_SLACK_WEBHOOK_URL", "").strip()
     smtp = bool(env.get("DQ_SMTP_HOST", "").strip() and env.get("DQ_SMTP_TO", "").strip())
     if not webhook and not smtp:
-        log.info(
+        _log(
+            env,
+            logging.INFO,
             "[%s] no notification channel configured (DQ_SLACK_WEBHOOK_URL, "
             "DQ_SMTP_HOST + DQ_SMTP_TO); not notifying",
             run.run_id,
         )
         return []
     if not _wanted(run, env):
-        log.info(
+        _log(
+            env,
+            logging.INFO,
             "[%s] DQ_NOTIFY_ON=%s: not notifying about %s",
             run.run_id,
             env.get("DQ_NOTIFY_ON"),
             run.status,
         )
         return []
-    subject, body = compose(run, env)
+    # Step messages quote errors from elsewhere: keep secrets out of the message too.
+    subject, body = (redact(text, env) for text in compose(run, env))
     sent: list[str] = []
     if webhook:
         try:
             send_webhook(webhook, subject, body)
             sent.append("webhook")
         except Exception as exc:  # a broken channel must not fail the run
-            # The URL itself is a secret (it carries the token): never log it.
-            log.warning("[%s] webhook notification failed: %s", run.run_id, exc)
+            _log(
+                env,
+                logging.WARNING,
+                "[%s] webhook notification to %s failed: %s",
+                run.run_id,
+                webhook_target(webhook),
+                describe_error(exc),
+            )
     if smtp:
         try:
             sent += [f"email:{to}" for to in send_email(env, subject, body)]
         except Exception as exc:
-            log.warning("[%s] e-mail notification failed: %s", run.run_id, exc)
-    log.info("[%s] notified: %s", run.run_id, ", ".join(sent) or "nothing (all channels failed)")
+            _log(
+                env,
+                logging.WARNING,
+                "[%s] e-mail notification via %s failed: %s",
+                run.run_id,
+                smtp_target(env),
+                describe_error(exc),
+            )
+    _log(
+        env,
+        logging.INFO,
+        "[%s] notified: %s",
+        run.run_id,
+        ", ".join(sent) or "nothing (all channels failed)",
+    )
     return sent

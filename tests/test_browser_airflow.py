@@ -3,8 +3,10 @@ run the DAG, see every task succeed, get the success notification, stop it.
 
 Self-contained: its own ``AIRFLOW_HOME`` and project copy under ``tmp_path``,
 free ports, retries off (``DQ_RETRIES=0``), manual schedule (``DQ_SCHEDULE=``);
-the webhook notification lands on a local ``http.server``. Stopping Airflow
-must leave none of its processes behind.
+the webhook notification lands on a local ``http.server``. No Airflow process
+listens beyond 127.0.0.1, the chosen admin password stays out of the state file,
+the processes' environment and the logs, and stopping Airflow must leave none of
+its processes behind.
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ browser, offline_page = fx.browser, fx.offline_page
 
 DAG_ID = "jaffle_shop_dq"
 TASKS = {"start", *STEP_NAMES, "finish"}
+PASSWORD = "Browser-test-pw-4e1d"
+
+
+def _listening(procs: list[psutil.Process]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket these processes listen on."""
+    pids = {p.pid for p in procs}
+    return {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    }
 
 
 def _api(base: str, method: str, path: str, token: str | None = None, body: dict | None = None):
@@ -85,13 +98,20 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
         "DQ_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook",
         "DQ_SMTP_HOST": "",
         "DQ_DOCS_BASE_URL": "http://127.0.0.1:8765",
+        "DQ_AIRFLOW_PASSWORD": PASSWORD,
     }
     started = time.monotonic()
     instance = airflow_local.start(home, fx.free_port(), extra_env=extra)
     pids = []
     try:
         print(f"Airflow healthy after {time.monotonic() - started:.1f} s")
-        pids = [p.pid for p in airflow_local._tree(list(instance.pids.values()))]
+        procs = airflow_local.processes(home)
+        pids = [p.pid for p in procs]
+        # Only the API server listens, on loopback: no log server on *:8793.
+        assert _listening(procs) == {("127.0.0.1", instance.port)}
+        assert instance.password == PASSWORD
+        assert PASSWORD not in (home / airflow_local.STATE_FILE).read_text(encoding="utf-8")
+        assert not [p for p in procs if "DQ_AIRFLOW_PASSWORD" in p.environ()]
         base = instance.url
         token = _api(
             base,
@@ -141,6 +161,17 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
         assert state == "success", states
         assert states == dict.fromkeys(TASKS, "success")
 
+        # Task logs still reach the UI without the log server: read from the files.
+        log = _api(
+            base,
+            "GET",
+            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/publish/logs/1",
+            token,
+        )
+        events = [str(line.get("event", "")) for line in log["content"]]
+        assert any(str(home / "logs") in e for e in events), events[:5]  # a local file
+        assert len(events) > 5 and not any("Could not read served logs" in e for e in events)
+
         # The publish task emitted the warehouse asset event for this run.
         events = _api(base, "GET", "/api/v2/assets/events?source_dag_id=" + DAG_ID, token)
         assert any(
@@ -164,7 +195,7 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
         hook.shutdown()
         hook.server_close()
         # Task processes come and go: take the whole tree again just before stopping.
-        pids += [p.pid for p in airflow_local._tree(list(instance.pids.values()))]
+        pids += [p.pid for p in airflow_local.processes(home)]
         airflow_local.stop(home)
     left = [
         p
@@ -172,3 +203,6 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
         if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ]
     assert not left, f"Airflow processes left behind: {left}"
+    for path in (home / "logs").rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -87,7 +89,15 @@ class _SMTP(socketserver.StreamRequestHandler):
         while line := self.rfile.readline():
             verb = line.decode().strip().split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
-                self._say("250 localhost")
+                self._say("250-localhost" if self.server.echo_auth else "250 localhost")
+                if self.server.echo_auth:
+                    self._say("250 AUTH PLAIN")
+            elif verb == "AUTH":
+                # A careless (or hostile) server: quotes the credentials in its refusal,
+                # encoded as sent and decoded.
+                sent = line.decode().split()[-1]
+                decoded = base64.b64decode(sent).decode("utf-8", "replace").replace("\0", " ")
+                self._say(f"535 5.7.8 bad login {sent} for{decoded}")
             elif verb == "MAIL":
                 envelope["from"] = line.decode().strip()
                 self._say("250 OK")
@@ -113,7 +123,7 @@ class _SMTP(socketserver.StreamRequestHandler):
 def smtp_server() -> Iterator[socketserver.ThreadingTCPServer]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SMTP)
     server.daemon_threads = True
-    server.mails = []
+    server.mails, server.echo_auth = [], False
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
@@ -175,8 +185,11 @@ def test_broken_channel_is_logged_not_raised_and_url_kept_secret(tmp_path, webho
     assert (
         notify.notify_run(_run(tmp_path, failed=True), {"DQ_SLACK_WEBHOOK_URL": webhook.url}) == []
     )
-    assert "webhook notification failed" in caplog.text
-    assert webhook.url not in caplog.text
+    port = webhook.server_address[1]
+    assert f"webhook notification to http://127.0.0.1:{port}/… failed: HTTPError: HTTP 500" in (
+        caplog.text
+    )
+    assert webhook.url not in caplog.text and "/services/T0/B0/x" not in caplog.text
 
 
 def test_only_http_webhooks(tmp_path, caplog):
@@ -218,3 +231,185 @@ def test_the_dag_start_task_failure_callback_notifies(tmp_path, webhook, monkeyp
     )
     text = webhook.posts[0][2]["text"]
     assert "airflow-scheduled__2026-11-26" in text and "disk full" in text
+
+
+# --- secrets never leak -----------------------------------------------------
+# Each value carries two markers standing for its token (or password): neither may
+# show up in a log line, on stdout/stderr or in the notification, whatever fails.
+TOKEN, TOKEN2 = "XOXBTOKEN7g2h", "TAILSECRET9q8w"
+
+MALFORMED_WEBHOOKS = {
+    "space": f"https://hooks.example.org/services/T1/B1/{TOKEN} {TOKEN2}",
+    "newline": f"https://hooks.example.org/services/T1/B1/{TOKEN}\n{TOKEN2}",
+    "carriage-return": f"https://hooks.example.org/services/{TOKEN}\r\nX-Injected: {TOKEN2}",
+    "tab-in-query": f"https://hooks.example.org/hook?token={TOKEN}\t{TOKEN2}",
+    "nul": f"https://hooks.example.org/services/{TOKEN}\x00{TOKEN2}",
+    "non-numeric-port": f"https://hooks.example.org:44x3/services/{TOKEN}/{TOKEN2}",
+    "port-out-of-range": f"https://hooks.example.org:99999/services/{TOKEN}/{TOKEN2}",
+    "unicode": f"https://hooks.example.org/services/{TOKEN}é{TOKEN2}",
+    "unicode-host": f"https://höoks.example.org/services/{TOKEN}/{TOKEN2}",
+    "very-long": f"https://hooks.example.org/services/{TOKEN}/{'A' * 20000} {TOKEN2}",
+    "user-password": f"http://{TOKEN}:{TOKEN2}@hooks.example.org/services/x",
+    "encoded-newline": f"https://hooks.example.org/services/{TOKEN}%0a{TOKEN2}",
+    "no-scheme": f"hooks.example.org/services/{TOKEN}/{TOKEN2}",
+    "file-scheme": f"file:///etc/{TOKEN}/{TOKEN2}",
+    "bracket-host": f"https://[{TOKEN}/{TOKEN2}",
+}
+
+
+def _assert_secret_free(*texts: str) -> None:
+    for text in texts:
+        for marker in (TOKEN, TOKEN2):
+            assert marker not in text
+            assert base64.b64encode(marker.encode()).decode() not in text
+
+
+@pytest.mark.parametrize("url", MALFORMED_WEBHOOKS.values(), ids=MALFORMED_WEBHOOKS.keys())
+def test_a_malformed_webhook_url_is_reported_without_its_token(tmp_path, caplog, capsys, url):
+    caplog.set_level("INFO", logger="dq.notify")
+    assert notify.notify_run(_run(tmp_path, failed=True), {"DQ_SLACK_WEBHOOK_URL": url}) == []
+    out, err = capsys.readouterr()
+    _assert_secret_free(caplog.text, out, err)
+    [failure] = [r.getMessage() for r in caplog.records if "notification to" in r.getMessage()]
+    # Still says which channel, where (redacted) and what kind of failure.
+    target = r"(https?://(hooks\.example\.org|\?)(:\?)?/…|DQ_SLACK_WEBHOOK_URL \(.+\))"
+    assert re.search(f"webhook notification to {target} failed: NotifyError: ", failure), failure
+
+
+def test_a_token_with_an_encoded_newline_is_not_sent(tmp_path, webhook, caplog):
+    url = f"{webhook.url}{TOKEN}%0a{TOKEN2}"
+    assert notify.notify_run(_run(tmp_path, failed=True), {"DQ_SLACK_WEBHOOK_URL": url}) == []
+    assert webhook.posts == []
+    _assert_secret_free(caplog.text)
+    assert "percent-encoded control character" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "padding"), [(404, ""), (500, ""), (414, "A" * 20000)], ids=["404", "500", "long"]
+)
+def test_an_http_error_is_reported_by_status_only(tmp_path, webhook, caplog, answer, padding):
+    webhook.answer = answer
+    url = f"{webhook.url}/{TOKEN}{padding}?token={TOKEN2}"
+    assert notify.notify_run(_run(tmp_path, failed=True), {"DQ_SLACK_WEBHOOK_URL": url}) == []
+    _assert_secret_free(caplog.text)
+    assert f"HTTPError: HTTP {answer}" in caplog.text
+
+
+def test_an_unreachable_webhook_is_reported_without_its_token(tmp_path, caplog):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/services/{TOKEN}/{TOKEN2}"
+    assert notify.notify_run(_run(tmp_path, failed=True), {"DQ_SLACK_WEBHOOK_URL": url}) == []
+    _assert_secret_free(caplog.text)
+    assert f"to http://127.0.0.1:{port}/… failed: URLError: ConnectionRefusedError" in caplog.text
+
+
+SMTP_LOGINS = {
+    "plain": (f"{TOKEN}@example.org", TOKEN2),
+    "space": (f"{TOKEN} user", f"{TOKEN2} pw"),
+    "newline-in-password": (f"{TOKEN}@example.org", f"pw\n{TOKEN2}"),
+    "newline-in-user": (f"{TOKEN}\r\nRCPT TO:<x@example.org>", TOKEN2),
+    "unicode": (f"{TOKEN}ü@example.org", f"{TOKEN2}ß"),
+    "very-long": (f"{TOKEN}@example.org", TOKEN2 + "p" * 20000),
+    "url-like": (f"http://{TOKEN}:{TOKEN2}@host", f"%0a{TOKEN2}"),
+}
+
+
+@pytest.mark.parametrize(("user", "password"), SMTP_LOGINS.values(), ids=SMTP_LOGINS.keys())
+def test_smtp_login_failures_never_show_the_login(
+    tmp_path, smtp_server, caplog, capsys, user, password
+):
+    smtp_server.echo_auth = True
+    env = {
+        "DQ_SMTP_HOST": "127.0.0.1",
+        "DQ_SMTP_PORT": str(smtp_server.server_address[1]),
+        "DQ_SMTP_TO": "data-team@example.org",
+        "DQ_SMTP_USER": user,
+        "DQ_SMTP_PASSWORD": password,
+    }
+    caplog.set_level("INFO", logger="dq.notify")
+    assert notify.notify_run(_run(tmp_path, failed=True), env) == []
+    out, err = capsys.readouterr()
+    _assert_secret_free(caplog.text, out, err)
+    assert smtp_server.mails == []
+    port = smtp_server.server_address[1]
+    assert f"e-mail notification via smtp://127.0.0.1:{port} failed: " in caplog.text
+
+
+def test_a_refused_login_still_says_what_the_server_answered(tmp_path, smtp_server, caplog):
+    smtp_server.echo_auth = True
+    env = {
+        "DQ_SMTP_HOST": "127.0.0.1",
+        "DQ_SMTP_PORT": str(smtp_server.server_address[1]),
+        "DQ_SMTP_TO": "data-team@example.org",
+        "DQ_SMTP_USER": f"{TOKEN}@example.org",
+        "DQ_SMTP_PASSWORD": TOKEN2,
+    }
+    assert notify.notify_run(_run(tmp_path, failed=True), env) == []
+    _assert_secret_free(caplog.text)
+    assert "SMTPAuthenticationError: 535 5.7.8 bad login *** for" in caplog.text
+
+
+@pytest.mark.parametrize("port", ["25x", "", "0", "70000", "٢٥"])
+def test_a_bad_smtp_port_is_reported_not_raised(tmp_path, caplog, port):
+    env = {"DQ_SMTP_HOST": "127.0.0.1", "DQ_SMTP_PORT": port, "DQ_SMTP_TO": "a@example.org"}
+    assert notify.notify_run(_run(tmp_path, failed=True), env) == []
+    assert "NotifyError: DQ_SMTP_PORT must be a number from 1 to 65535" in caplog.text
+
+
+def test_secrets_quoted_by_a_step_stay_out_of_logs_and_the_message(tmp_path, webhook, caplog):
+    """Belt and braces: a step message that quotes a secret (the Airflow password,
+    the SMTP password) is redacted in what is sent and in what is logged."""
+    run = _run(tmp_path, failed=True)
+    run.steps[-1].message = f"could not log in as admin/{TOKEN} (smtp password {TOKEN2})"
+    env = {
+        "DQ_SLACK_WEBHOOK_URL": webhook.url,
+        "DQ_AIRFLOW_PASSWORD": TOKEN,
+        "DQ_SMTP_PASSWORD": TOKEN2,
+    }
+    caplog.set_level("DEBUG", logger="dq.notify")
+    assert notify.notify_run(run, env) == ["webhook"]
+    text = webhook.posts[0][2]["text"]
+    _assert_secret_free(text, caplog.text)
+    assert "could not log in as admin/*** (smtp password ***)" in text
+
+
+def test_notify_run_never_raises(tmp_path, caplog, monkeypatch):
+    def broken(run, env=None):
+        raise RuntimeError(f"run record unreadable: {TOKEN}")
+
+    monkeypatch.setattr(notify, "compose", broken)
+    env = {"DQ_SLACK_WEBHOOK_URL": f"https://hooks.example.org/{TOKEN}"}
+    assert notify.notify_run(_run(tmp_path, failed=True), env) == []
+    _assert_secret_free(caplog.text)
+    assert "notification failed: RuntimeError" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        f"InvalidURL: URL can't contain control characters. '/services/{TOKEN}' (found ' ')",
+        f"nonnumeric port: '{TOKEN2}@hooks.example.org'",
+        f"ValueError: prohibited newline characters: AUTH PLAIN {TOKEN}\\n{TOKEN2}",
+        "535 " + base64.b64encode(f"\0{TOKEN}\0pw {TOKEN2}".encode()).decode(),
+        f"%2Fservices%2F{TOKEN}",
+    ],
+)
+def test_redact_blanks_secrets_however_they_are_quoted(shown):
+    env = {
+        "DQ_SLACK_WEBHOOK_URL": f"https://hooks.example.org/services/{TOKEN} x",
+        "DQ_SMTP_USER": TOKEN,
+        "DQ_SMTP_PASSWORD": f"pw {TOKEN2}",
+    }
+    env["DQ_SMTP_PASSWORD"] = f"pw {TOKEN2}" if "535" in shown else f"{TOKEN2}"
+    if "\\n" in shown:
+        env["DQ_SMTP_PASSWORD"] = f"\n{TOKEN2}"
+    redacted = notify.redact(shown, env)
+    _assert_secret_free(redacted)
+    assert "***" in redacted
+    assert notify.redact("webhook hooks.example.org services", env) == (
+        "webhook hooks.example.org services"
+    )
