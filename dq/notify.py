@@ -1,7 +1,7 @@
 """Tell people how a run went: a Slack-compatible webhook and/or e-mail.
 
 One code path for the command line and the Airflow DAG: both hand a finished
-:class:`~dq.pipeline.Run` to :func:`notify_run`. Channels come from the
+:class:`~dq.record.Run` to :func:`notify_run`. Channels come from the
 environment only, so no secret lives in the repository:
 
 =========================  ===================================================
@@ -48,7 +48,8 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-from dq.pipeline import EXIT_OK, Run
+from dq.errors import EXIT_OK
+from dq.record import Run
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,11 @@ def compose(run: Run, env: Mapping[str, str] | None = None) -> tuple[str, str]:
         f"Run {run.run_id} {'published the warehouse' if ok else 'did NOT publish'}"
         f" (status: {run.status}, exit {run.exit_code}).",
     ]
-    failed_steps = [s for s in run.steps if s.status == "failed"]
+    if run.airflow_run_id:
+        lines.append(f"Airflow run: {run.airflow_run_id}")
+    for accepted in run.acceptances:
+        lines.append(f"Accepted {accepted['what']} (by {accepted['by']}): {accepted['reason']}")
+    failed_steps = [s for s in run.steps if s.status in ("failed", "terminated")]
     for step in failed_steps:
         first = step.message.splitlines()[0] if step.message else "(no message)"
         lines.append(f"Failed step: {step.name} ({first})")

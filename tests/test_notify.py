@@ -203,34 +203,32 @@ def test_only_http_webhooks(tmp_path, caplog):
 
 
 def test_a_run_that_cannot_start_is_notified_too(tmp_path, webhook, monkeypatch):
-    """The CLI path (run_all) for a run refused before it began: one alert, exit 2."""
+    """The CLI path (run_all) for a run refused before it began: one alert, exit 3."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("DQ_ROOT", str(tmp_path))
     monkeypatch.setenv("DQ_WAREHOUSE_DIR", str(blocker / "warehouse"))
     monkeypatch.setenv("DQ_SLACK_WEBHOOK_URL", webhook.url)
     run = pipeline.run_all(config.load(), run_id="cannot-start")
-    assert run.exit_code == pipeline.EXIT_INPUT
+    assert run.exit_code == pipeline.EXIT_ENVIRONMENT
     assert len(webhook.posts) == 1
     text = webhook.posts[0][2]["text"]
-    assert "cannot-start" in text and "start" in text and "cannot be created" in text
+    assert "cannot-start" in text and "begin" in text and "cannot be created" in text
 
 
-def test_the_dag_start_task_failure_callback_notifies(tmp_path, webhook, monkeypatch):
-    import importlib.util
-
-    from tests.conftest import REPO
-
+def test_the_dag_begin_path_notifies_with_the_airflow_run_id(tmp_path, webhook, monkeypatch):
+    """The DAG's setup task calls pipeline.begin: a refusal there is notified once."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
     monkeypatch.setenv("DQ_ROOT", str(tmp_path))
+    monkeypatch.setenv("DQ_WAREHOUSE_DIR", str(blocker / "warehouse"))
     monkeypatch.setenv("DQ_SLACK_WEBHOOK_URL", webhook.url)
-    spec = importlib.util.spec_from_file_location("dq_dag", REPO / "dags" / "jaffle_shop.py")
-    dag_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dag_module)
-    dag_module._notify_start_failed(
-        {"run_id": "scheduled__2026-11-26", "exception": RuntimeError("disk full")}
-    )
+    with pytest.raises(pipeline.EnvironmentFailure) as raised:
+        pipeline.begin(config.load(), origin="airflow", airflow_run_id="scheduled__2026-11-26")
+    assert raised.value.run.status == "environment failure"
+    assert len(webhook.posts) == 1
     text = webhook.posts[0][2]["text"]
-    assert "airflow-scheduled__2026-11-26" in text and "disk full" in text
+    assert "Airflow run: scheduled__2026-11-26" in text and "cannot be created" in text
 
 
 # --- secrets never leak -----------------------------------------------------
