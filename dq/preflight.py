@@ -285,6 +285,8 @@ def check_file(path: Path, contract: Contract) -> list[Problem]:
         return [Problem(path, None, None, f"file is missing (contract {contract.name})")]
     except IsADirectoryError:
         return [Problem(path, None, None, "is a folder, not a file")]
+    except OSError as exc:  # permissions, I/O errors: still bad input, not a traceback
+        return [Problem(path, None, None, f"cannot be read: {exc.strerror or exc}")]
     except _Stop as stop:
         problems.add(stop.problem)
     return problems.result()

@@ -71,6 +71,15 @@ def test_10_mb_of_good_rows_passes(orders):
     assert preflight.check_file(path, contract) == []
 
 
+def test_a_folder_in_place_of_a_file_is_bad_input(orders):
+    path, contract, _ = orders
+    path.unlink()
+    path.mkdir()
+    assert [str(p) for p in preflight.check_file(path, contract)] == [
+        f"{path}: is a folder, not a file"
+    ]
+
+
 def test_bom_and_crlf_are_fine(orders):
     path, contract, _ = orders
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
