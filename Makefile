@@ -55,10 +55,10 @@ fmt: setup ## apply ruff's formatting
 docs: setup ## dbt docs (GX Data Docs are written by every run)
 	$(BIN)/python -m dq docs
 
-serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:$${DQ_DOCS_PORT:-8765}
+serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:8765 (port: $DQ_DOCS_PORT)
 	$(BIN)/python -m dq serve
 
-airflow: setup ## start Airflow locally on 127.0.0.1:$${DQ_AIRFLOW_PORT:-8080} (prints URL + login)
+airflow: setup ## start Airflow locally on 127.0.0.1:8080 (port: $DQ_AIRFLOW_PORT; prints URL + login)
 	$(BIN)/python -m dq airflow start
 
 airflow-stop: ## stop every Airflow process `make airflow` started
@@ -80,7 +80,7 @@ data: setup ## reproducible benchmark data: make data YEARS=1 -> .cache/data/yea
 	$(BIN)/python -m dq data --years $(YEARS) --seed $(SEED) --out .cache/data/years-$(YEARS)
 
 sample: setup ## regenerate the bundled sample in seeds/ (what tests/test_data.py checks)
-	$(BIN)/python -m dq data --years 0.08 --seed 42 --out seeds
+	$(BIN)/python -m dq data --years 0.08 --seed 42 --out seeds --overwrite
 
 lock: ## re-pin requirements.txt from requirements.in
 	$(UV) pip compile -q requirements.in -p $(BIN)/python -o requirements.txt --no-header

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from dq import config, pipeline
+from dq import config, pipeline, preflight
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -86,8 +86,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_preflight(args: argparse.Namespace) -> int:
-    from dq import preflight
-
     settings = config.load()
     try:
         sizes = preflight.check_all(settings.seeds_dir)
@@ -116,9 +114,13 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from dq.data import generate
+    from dq.data import OutputExists, generate
 
-    counts = generate(Path(args.out), years=args.years, seed=args.seed)
+    try:
+        counts = generate(args.out, years=args.years, seed=args.seed, overwrite=args.overwrite)
+    except OutputExists as exc:
+        print(exc, file=sys.stderr)
+        return pipeline.EXIT_INPUT
     for name, n in counts.items():
         print(f"{name:<16} {n:>8} rows")
     return pipeline.EXIT_OK
@@ -145,7 +147,21 @@ def _run_id(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _years(text: str) -> float:
+    """``--years``: a positive number of simulated years, at most MAX_YEARS."""
+    from dq.data import MAX_YEARS
+
+    try:
+        years = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < years <= MAX_YEARS:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_YEARS}, not {text}")
+    return years
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb; each argument has a help text (a test walks them)."""
     parser = argparse.ArgumentParser(
         prog="python -m dq",
         description="Jaffle Shop data-quality pipeline: dbt seeds -> models -> GX -> publish.",
@@ -153,13 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
         " 3 environment or tool failure, 143 terminated.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    # -v after the verb too: SUPPRESS keeps a verb's parser from resetting a -v
+    # given before the verb to False.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log every step"
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = verbs.add_parser(
-        "run",
-        help="the whole pipeline: preflight, seed, validate, transform, validate, publish, docs",
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        return verbs.add_parser(name, help=help, description=help, parents=[common])
+
+    run_id_help = "use this run id instead of a time-based one (stamped on GX results)"
+
+    p = verb(
+        "run", "the whole pipeline: preflight, seed, validate, transform, validate, publish, docs"
     )
-    p.add_argument("--run-id", type=_run_id, help="use this run id instead of a time-based one")
+    p.add_argument("--run-id", type=_run_id, help=run_id_help)
     p.add_argument(
         "--accept",
         action="append",
@@ -170,12 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why (required with --accept; kept in the run record)")
     p.set_defaults(func=_cmd_run)
 
-    p = verbs.add_parser("preflight", help="check the raw CSVs against their contracts only")
+    p = verb("preflight", "check the raw CSVs and seeds/_seeds.yml against the contracts only")
     p.set_defaults(func=_cmd_preflight)
 
-    p = verbs.add_parser("validate", help="run the GX checkpoints on the current build warehouse")
+    p = verb("validate", "run the GX checkpoints on the published warehouse (or a run's build)")
     p.add_argument(
-        "layers", nargs="*", choices=["raw", "transformed"], default=["raw", "transformed"]
+        "layers",
+        nargs="*",
+        choices=["raw", "transformed"],
+        default=["raw", "transformed"],
+        help="which checkpoints to run: raw, transformed (default: both)",
     )
     p.add_argument(
         "--run-id",
@@ -184,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_validate)
 
-    p = verbs.add_parser("docs", help="generate dbt docs (GX Data Docs come with each run)")
+    p = verb("docs", "generate dbt docs (GX Data Docs come with each run)")
     p.add_argument(
         "--run-id",
         type=_run_id,
@@ -192,25 +222,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_docs)
 
-    p = verbs.add_parser("serve", help="serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
+    p = verb("serve", "serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
     p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")
     p.set_defaults(func=_cmd_serve)
 
-    p = verbs.add_parser("airflow", help="run Airflow locally: start | stop | status")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p = verb("airflow", "run Airflow locally: start | stop | status")
+    p.add_argument("action", choices=["start", "stop", "status"], help="start, stop or status")
     p.add_argument("--port", type=int, help="default: $DQ_AIRFLOW_PORT or 8080")
     p.add_argument("--home", type=Path, help="default: $DQ_AIRFLOW_HOME or airflow_home/")
     p.set_defaults(func=_cmd_airflow)
 
-    p = verbs.add_parser("data", help="generate reproducible jafgen data")
-    p.add_argument("--years", type=float, default=1.0, help="simulated years (fractions ok)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", default="seeds", help="output folder (default: seeds)")
+    p = verb("data", "generate reproducible jafgen data into a folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder, e.g. .cache/data/years-1 (`make sample` writes seeds/)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace CSV files already in --out (refused otherwise)",
+    )
+    p.add_argument(
+        "--years", type=_years, default=1.0, help="simulated years, fractions ok (default: 1)"
+    )
+    p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     p.set_defaults(func=_cmd_data)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb; returns its exit code (0, 1, 2 or 3)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -222,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except preflight.BadInput as exc:  # e.g. a broken contract file met by `validate`
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return pipeline.EXIT_INPUT
     except pipeline.PipelineError as exc:  # e.g. a malformed DQ_* setting
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

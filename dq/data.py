@@ -22,6 +22,13 @@ import numpy as np
 #: The raw tables the pipeline reads (jafgen also writes tweets; we do not use them).
 TABLES = ("customers", "orders", "items", "products", "stores", "supplies")
 
+#: More simulated years than anyone benchmarks (one year is ~60 MB of CSV).
+MAX_YEARS = 50
+
+
+class OutputExists(Exception):
+    """The output folder already holds CSV files and overwriting was not asked for."""
+
 
 @contextlib.contextmanager
 def _seeded(seed: int):
@@ -40,12 +47,26 @@ def _seeded(seed: int):
         yield
 
 
-def generate(out_dir: Path, *, years: float = 1.0, seed: int = 42) -> dict[str, int]:
+def generate(
+    out_dir: Path, *, years: float = 1.0, seed: int = 42, overwrite: bool = False
+) -> dict[str, int]:
     """Simulate ``years`` of trading (fractions allowed) into ``out_dir/raw_*.csv``.
 
+    Refuses (:class:`OutputExists`) a folder that already holds CSV files
+    unless ``overwrite``: the committed ``seeds/`` is one such folder.
     Returns the number of data rows written per file.
     """
+    if not 0 < years <= MAX_YEARS:
+        raise ValueError(f"years must be more than 0 and at most {MAX_YEARS}, not {years}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExists(f"--out {out_dir} is a file, not a folder")
+    existing = sorted(p.name for p in out_dir.glob("*.csv")) if out_dir.is_dir() else []
+    if existing and not overwrite:
+        raise OutputExists(
+            f"{out_dir} already holds CSV files ({', '.join(existing[:3])}"
+            f"{', ...' if len(existing) > 3 else ''}); pass --overwrite to replace them"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with _seeded(seed):
         from jafgen.simulation import Simulation

@@ -4,125 +4,250 @@ Problems are reported as ``file:line:column: message`` (1-based, lines as an
 editor shows them), all files at once, so that one run tells the whole story.
 Parsing uses the standard library's :mod:`csv` (quoted commas, quotes and
 newlines, CRLF); nothing here splits lines by hand.
+
+The work per byte is bounded whatever a file holds: files are streamed line
+by line (each line at most :data:`MAX_LINE_BYTES`), the header is capped
+(:data:`MAX_HEADER_BYTES`, :data:`MAX_COLUMNS`), the delimiter is found by
+counting candidates outside quotes (``csv.Sniffer`` is quadratic in the line
+length), and at most :data:`MAX_PROBLEMS_PER_FILE` problems are listed per
+file, followed by the exact count of the rest.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from dq.contracts import CONTRACT_FILE, Contract, load_contracts
+# Problem and BadInput live in dq.contracts (the contract file reports its
+# problems the same way); they are re-exported here, where callers look.
+from dq.contracts import (
+    CONTRACT_FILE,
+    BadInput,
+    Contract,
+    ContractError,
+    Problem,
+    load_contracts,
+)
+
+__all__ = ["BadInput", "ContractError", "Problem", "check_all", "check_file"]
 
 DELIMITER = ","
+#: What a wrong delimiter usually is (what ``csv.Sniffer`` was asked to find).
+OTHER_DELIMITERS = ";\t|"
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_COLUMNS = 4096
+#: A data line (one physical line; a quoted newline starts the next) longer
+#: than this is refused rather than held in memory.
+MAX_LINE_BYTES = 1024 * 1024
+MAX_PROBLEMS_PER_FILE = 20
+
+_BOM = b"\xef\xbb\xbf"
+# Lines are split on "\n" while reading bytes; a lone "\r" also ends a line
+# for csv (as io.StringIO(newline="") would split it), so split those too.
+_AFTER_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file."""
+class _Stop(Exception):
+    """Reading a file cannot go on; ``problem`` says where and why."""
 
-    path: Path
-    line: int | None
-    column: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = str(self.path)
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.message}"
+    def __init__(self, problem: Problem):
+        self.problem = problem
 
 
-class BadInput(Exception):
-    """Raised when preflight finds problems; ``problems`` lists them all."""
+class _Problems:
+    """The problems of one file: the first few listed, the rest counted."""
 
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+    def __init__(self, path: Path, limit: int = MAX_PROBLEMS_PER_FILE):
+        self.path, self.limit = path, limit
+        self.listed: list[Problem] = []
+        self.unlisted = 0
+
+    def add(self, problem: Problem) -> None:
+        if len(self.listed) < self.limit:
+            self.listed.append(problem)
+        else:
+            self.unlisted += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.listed)
+
+    def result(self) -> list[Problem]:
+        if not self.unlisted:
+            return self.listed
+        more = f"... and {self.unlisted} more problems in this file"
+        return [*self.listed, Problem(self.path, None, None, more)]
 
 
-def _decode(path: Path, data: bytes) -> tuple[str | None, Problem | None]:
-    """UTF-8 (a BOM is accepted); on failure, point at the offending byte."""
+def _column(line: bytes, offset: int) -> int:
+    """1-based character column of byte ``offset`` in ``line``."""
+    return len(line[:offset].decode("utf-8", errors="replace")) + 1
+
+
+def _decode(path: Path, number: int, line: bytes) -> str:
+    """One line as text; an invalid byte stops the file with its position."""
     try:
-        return codecs.decode(data, "utf-8-sig"), None
+        return line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        offset = exc.start
-        line = data.count(b"\n", 0, offset) + 1
-        line_start = data.rfind(b"\n", 0, offset) + 1
-        column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
-        byte = data[offset : offset + 1].hex()
-        return None, Problem(
-            path, line, column, f"not valid UTF-8 (byte 0x{byte}); save the file as UTF-8"
-        )
+        byte = line[exc.start : exc.start + 1].hex()
+        raise _Stop(
+            Problem(
+                path,
+                number,
+                _column(line, exc.start),
+                f"not valid UTF-8 (byte 0x{byte}); save the file as UTF-8",
+            )
+        ) from None
 
 
-def _sniff_delimiter(header_line: str) -> str | None:
-    try:
-        return csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
-    except csv.Error:
+def _readline(fh: BinaryIO, limit: int) -> tuple[bytes, bool]:
+    """The next line, and whether it is longer than ``limit`` bytes (newline
+    excluded); a longer line is cut after ``limit`` bytes, never read whole."""
+    line = fh.readline(limit + 1)
+    if len(line) > limit and not line.endswith(b"\n"):
+        return line[:limit], True
+    return line, False
+
+
+def _text_lines(path: Path, fh: BinaryIO, first: str) -> Iterator[str]:
+    """``first`` (the decoded header line), then every further line as text,
+    each read with a bounded ``readline`` so that memory stays bounded too."""
+    yield from _split_lone_cr(first)
+    number = 1
+    while True:
+        line, too_long = _readline(fh, MAX_LINE_BYTES)
+        if not line:
+            return
+        number += 1
+        if too_long:
+            raise _Stop(
+                Problem(
+                    path,
+                    number,
+                    None,
+                    f"line is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?",
+                )
+            )
+        yield from _split_lone_cr(_decode(path, number, line))
+
+
+def _split_lone_cr(line: str) -> list[str]:
+    if "\r" not in line[:-2]:
+        return [line]
+    return [piece for piece in _AFTER_LONE_CR.split(line) if piece]
+
+
+def _other_delimiter(header_line: str) -> str | None:
+    """The likeliest delimiter when the header has no comma outside quotes.
+
+    Linear: splitting on '"' leaves the text outside quotes at even positions
+    ("" inside a quoted field toggles twice, so it stays inside).
+    """
+    outside = "".join(header_line.split('"')[::2])
+    if DELIMITER in outside:
         return None
+    counts = {d: outside.count(d) for d in OTHER_DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else None
 
 
-def _check_header(path: Path, header: list[str], contract: Contract) -> list[Problem]:
+def _is_blank(fh: BinaryIO) -> bool:
+    """True when the rest of the file is only whitespace (read in chunks)."""
+    while chunk := fh.read(MAX_HEADER_BYTES):
+        if chunk.strip():
+            return False
+    return True
+
+
+def _check_header(path: Path, header: list[str], contract: Contract, problems: _Problems) -> None:
     expected = list(contract.columns)
     if header == expected:
-        return []
-    problems = []
+        return
+    found = len(problems.listed) + problems.unlisted
+    expected_set = set(expected)
     seen: dict[str, int] = {}
     for position, name in enumerate(header, start=1):
         if name in seen:
-            problems.append(
+            problems.add(
                 Problem(path, 1, position, f"duplicated column {name!r} (also column {seen[name]})")
             )
         seen.setdefault(name, position)
     missing = [c for c in expected if c not in seen]
-    extra = [(i, c) for i, c in enumerate(header, start=1) if c not in expected]
+    extra = [(i, c) for i, c in enumerate(header, start=1) if c not in expected_set]
     for position, name in extra:
         renamed = expected[position - 1] if position <= len(expected) else None
         if renamed in missing:
-            problems.append(
+            problems.add(
                 Problem(path, 1, position, f"column {name!r} should be {renamed!r} (renamed?)")
             )
             missing.remove(renamed)
         else:
-            problems.append(Problem(path, 1, position, f"unexpected column {name!r}"))
+            problems.add(Problem(path, 1, position, f"unexpected column {name!r}"))
     for name in missing:
-        problems.append(
+        problems.add(
             Problem(path, 1, None, f"missing column {name!r}; expected {', '.join(expected)}")
         )
-    if not problems:
-        problems.append(
+    if len(problems.listed) + problems.unlisted == found:
+        problems.add(
             Problem(path, 1, None, f"columns out of order; expected {', '.join(expected)}")
         )
-    return problems
 
 
-def check_file(path: Path, contract: Contract) -> list[Problem]:
-    """All problems of one CSV file (an empty list when it is fine)."""
-    if not path.exists():
-        return [Problem(path, None, None, f"file is missing (contract {contract.name})")]
-    data = path.read_bytes()
-    if not data.strip():
-        return [Problem(path, None, None, "file is empty; expected a header and data rows")]
-    text, problem = _decode(path, data)
-    if problem:
-        return [problem]
-    first_line = text.splitlines()[0]
-    delimiter = _sniff_delimiter(first_line)
-    if delimiter and delimiter != DELIMITER and DELIMITER not in first_line:
-        return [Problem(path, 1, None, f"delimiter is {delimiter!r}; expected {DELIMITER!r}")]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITER, strict=True)
+def _read_header_line(path: Path, fh: BinaryIO) -> str:
+    """The first line as text (after a BOM, if any); refuses one over the cap."""
+    if fh.read(len(_BOM)) != _BOM:
+        fh.seek(0)
+    head, too_long = _readline(fh, MAX_HEADER_BYTES)
+    if too_long:
+        raise _Stop(
+            Problem(
+                path,
+                1,
+                _column(head, MAX_HEADER_BYTES),
+                f"header line is longer than {MAX_HEADER_BYTES} bytes; "
+                "is this a CSV file with a header?",
+            )
+        )
+    return _decode(path, 1, head)
+
+
+def _check_rows(path: Path, fh: BinaryIO, contract: Contract, problems: _Problems) -> None:
+    first = _read_header_line(path, fh)
+    if not first.strip():
+        if _is_blank(fh):
+            problems.add(
+                Problem(path, None, None, "file is empty; expected a header and data rows")
+            )
+        else:
+            problems.add(Problem(path, 1, None, "line 1 is blank; expected the header"))
+        return
+    other = _other_delimiter(first)
+    if other:
+        problems.add(Problem(path, 1, None, f"delimiter is {other!r}; expected {DELIMITER!r}"))
+        return
+    reader = csv.reader(_text_lines(path, fh, first), delimiter=DELIMITER, strict=True)
     try:
         header = next(reader)
     except csv.Error as exc:
-        return [Problem(path, 1, None, f"unreadable header: {exc}")]
-    problems = _check_header(path, header, contract)
+        problems.add(Problem(path, 1, None, f"unreadable header: {exc}"))
+        return
+    if len(header) > MAX_COLUMNS:
+        problems.add(
+            Problem(
+                path,
+                1,
+                MAX_COLUMNS + 1,
+                f"{len(header)} columns; at most {MAX_COLUMNS} are accepted "
+                f"(the contract has {len(contract.columns)})",
+            )
+        )
+        return
+    _check_header(path, header, contract, problems)
     if problems:
-        return problems
+        return
     rows = 0
     try:
         for record in reader:
@@ -131,7 +256,7 @@ def check_file(path: Path, contract: Contract) -> list[Problem]:
             rows += 1
             if len(record) != len(header):
                 # line_num is the line the record ends on; a quoted newline moves it.
-                problems.append(
+                problems.add(
                     Problem(
                         path,
                         reader.line_num,
@@ -139,24 +264,41 @@ def check_file(path: Path, contract: Contract) -> list[Problem]:
                         f"expected {len(header)} fields, found {len(record)}",
                     )
                 )
-                if len(problems) >= 20:
-                    problems.append(Problem(path, None, None, "more ragged rows not listed"))
-                    break
     except csv.Error as exc:
-        problems.append(Problem(path, reader.line_num, None, f"malformed CSV: {exc}"))
+        problems.add(Problem(path, reader.line_num, None, f"malformed CSV: {exc}"))
     if rows == 0 and not problems:
-        problems.append(Problem(path, None, None, "header only: the file has no data rows"))
-    return problems
+        problems.add(Problem(path, None, None, "header only: the file has no data rows"))
+
+
+def check_file(path: Path, contract: Contract) -> list[Problem]:
+    """All problems of one CSV file (an empty list when it is fine).
+
+    Streams the file: time is linear in its size and memory bounded by
+    :data:`MAX_LINE_BYTES`, whatever the file holds.
+    """
+    path = Path(path)
+    problems = _Problems(path)
+    try:
+        with open(path, "rb") as fh:
+            _check_rows(path, fh, contract, problems)
+    except FileNotFoundError:
+        return [Problem(path, None, None, f"file is missing (contract {contract.name})")]
+    except IsADirectoryError:
+        return [Problem(path, None, None, "is a folder, not a file")]
+    except OSError as exc:  # permissions, I/O errors: still bad input, not a traceback
+        return [Problem(path, None, None, f"cannot be read: {exc.strerror or exc}")]
+    except _Stop as stop:
+        problems.add(stop.problem)
+    return problems.result()
 
 
 def check_all(seeds_dir: Path) -> dict[str, int]:
-    """Check every contracted file; raise :class:`BadInput` listing every problem.
+    """Check the contract file and every contracted CSV; raise :class:`BadInput`
+    (:class:`ContractError` for the contract file) listing every problem.
 
     Returns the byte size per file for the run summary.
     """
     seeds_dir = Path(seeds_dir)
-    if not (seeds_dir / CONTRACT_FILE).exists():
-        raise BadInput([Problem(seeds_dir / CONTRACT_FILE, None, None, "contract file missing")])
     contracts = load_contracts(seeds_dir)
     problems: list[Problem] = []
     for contract in contracts.values():

@@ -1,13 +1,22 @@
 """File-level bad input: a clear message (file, line, column) and exit 2, before
-anything is loaded; the published warehouse stays byte-for-byte unchanged."""
+anything is loaded; the published warehouse stays byte-for-byte unchanged.
+
+Each case below breaks a copy of the bundled seeds and returns the message
+preflight must print. The cases run in-process against
+:func:`dq.preflight.check_all` (milliseconds each); two subprocess runs prove
+the wiring: ``python -m dq run`` exits 2, prints them and publishes nothing,
+for bad CSVs and for a broken contract file.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, sha256
+from dq import cli, preflight
+from tests.conftest import REPO, run_cli, sha256
 
 ORDERS_HEADER = "id,customer,ordered_at,store_id,subtotal,tax_paid,order_total"
 
@@ -159,27 +168,78 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    """A copy of the bundled seeds and their contract file."""
+    return Path(shutil.copytree(REPO / "seeds", tmp_path / "seeds"))
+
+
+def _problems(seeds: Path) -> list[str]:
+    with pytest.raises(preflight.BadInput) as caught:
+        preflight.check_all(seeds)
+    return [str(p) for p in caught.value.problems]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
-def test_bad_file_exits_2_with_location_and_publishes_nothing(published_project, case):
+def test_bad_file_is_reported_with_its_location(seeds, case):
+    expected = case(seeds)
+    problems = _problems(seeds)
+    assert any(expected in p for p in problems), problems
+    # Only the broken file is reported; every other file is fine.
+    assert {p.split(":")[0] for p in problems} == {str(seeds / expected.split(":")[0])}
+
+
+def test_bundled_seeds_pass(seeds):
+    sizes = preflight.check_all(seeds)
+    assert set(sizes) == {
+        f"raw_{t}" for t in ("customers", "orders", "items", "products", "stores", "supplies")
+    }
+    assert sizes["raw_orders"] == (seeds / "raw_orders.csv").stat().st_size
+
+
+def test_run_exits_2_lists_every_bad_file_and_publishes_nothing(published_project):
     root, before = published_project
-    expected = case(root / "seeds")
+    expected = [case(root / "seeds") for case in (ragged_long, invalid_utf8, missing_file)]
     result = run_cli(root, "run")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "BAD INPUT (exit 2)" in result.stdout
-    assert expected in result.stdout, result.stdout
+    for message in expected:
+        assert message in result.stdout, result.stdout
     # Nothing loaded, nothing published.
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
     assert not (root / "warehouse" / "build" / "jaffle_shop.db").exists()
 
 
-def test_preflight_verb_lists_every_problem_at_once(project):
-    ragged_long(project / "seeds")
-    renamed_column_customers = project / "seeds" / "raw_stores.csv"
-    renamed_column_customers.write_text(
-        renamed_column_customers.read_text(encoding="utf-8").replace("tax_rate", "rate", 1),
-        encoding="utf-8",
+def test_run_exits_2_on_a_broken_contract_and_publishes_nothing(published_project):
+    root, before = published_project
+    contract = root / "seeds" / "_seeds.yml"
+    text = contract.read_text(encoding="utf-8")
+    entry = "      meta: {staging: stg_orders, primary_key: id, max_rejected_share: 0.05}\n"
+    contract.write_text(text.replace(entry, ""), encoding="utf-8")
+    # Reported where raw_orders' config starts (its column_types line).
+    line = (
+        text.splitlines().index(
+            "      column_types:", text.splitlines().index("  - name: raw_orders")
+        )
+        + 1
     )
-    result = run_cli(project, "preflight")
-    assert result.returncode == 2
-    assert "raw_orders.csv:5:8" in result.stderr
-    assert "raw_stores.csv:1:4: column 'rate' should be 'tax_rate'" in result.stderr
+    result = run_cli(root, "run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "BAD INPUT (exit 2)" in result.stdout
+    assert f"_seeds.yml:{line}:7: raw_orders: 'meta' is missing" in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sha256(root / "warehouse" / "jaffle_shop.db") == before
+    assert not (root / "warehouse" / "build" / "jaffle_shop.db").exists()
+
+
+def test_preflight_verb_lists_every_problem_at_once(seeds, monkeypatch, capsys):
+    ragged_long(seeds)
+    stores = seeds / "raw_stores.csv"
+    stores.write_text(
+        stores.read_text(encoding="utf-8").replace("tax_rate", "rate", 1), encoding="utf-8"
+    )
+    monkeypatch.setenv("DQ_SEEDS_DIR", str(seeds))
+    assert cli.main(["preflight"]) == 2
+    err = capsys.readouterr().err
+    assert "raw_orders.csv:5:8: expected 7 fields, found 8" in err
+    assert "raw_stores.csv:1:4: column 'rate' should be 'tax_rate'" in err

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
+
 from dq.cli import main
 from dq.data import TABLES
 from tests.conftest import REPO
 
-#: `make sample` regenerates seeds/ with these arguments.
-SAMPLE_ARGS = ["data", "--years", "0.08", "--seed", "42"]
+
+def _sample_args() -> list[str]:
+    """What `make sample` passes to `python -m dq`, read from the Makefile."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nsample:", 1)[1].splitlines()[1]
+    return shlex.split(recipe.split(" -m dq ", 1)[1])
 
 
 def test_bundled_sample_is_reproducible(tmp_path, capsys):
-    assert main([*SAMPLE_ARGS, "--out", str(tmp_path)]) == 0
+    args = _sample_args()
+    # `make sample` writes over the committed seeds/, which holds CSVs: it must
+    # say so, and then it does replace them.
+    assert args[args.index("--out") + 1] == "seeds" and "--overwrite" in args
+    out = shutil.copytree(REPO / "seeds", tmp_path / "seeds")
+    for table in TABLES:
+        (out / f"raw_{table}.csv").write_text("stale\n", encoding="utf-8")
+    args[args.index("--out") + 1] = str(out)
+    assert main(args) == 0
     printed = capsys.readouterr().out
     for table in TABLES:
         name = f"raw_{table}.csv"
-        assert (tmp_path / name).read_bytes() == (REPO / "seeds" / name).read_bytes(), name
+        assert (out / name).read_bytes() == (REPO / "seeds" / name).read_bytes(), name
         assert f"raw_{table}" in printed
 
 
