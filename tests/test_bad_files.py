@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dq import cli, preflight
-from tests.conftest import REPO, run_cli, sha256
+from tests.conftest import REPO, last_build_db, run_cli, sha256
 
 ORDERS_HEADER = "id,customer,ordered_at,store_id,subtotal,tax_paid,order_total"
 
@@ -207,7 +207,7 @@ def test_run_exits_2_lists_every_bad_file_and_publishes_nothing(published_projec
         assert message in result.stdout, result.stdout
     # Nothing loaded, nothing published.
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
-    assert not (root / "warehouse" / "build" / "jaffle_shop.db").exists()
+    assert not last_build_db(root).exists()  # nothing was loaded
 
 
 def test_run_exits_2_on_a_broken_contract_and_publishes_nothing(published_project):
@@ -229,7 +229,7 @@ def test_run_exits_2_on_a_broken_contract_and_publishes_nothing(published_projec
     assert f"_seeds.yml:{line}:7: raw_orders: 'meta' is missing" in result.stdout, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
-    assert not (root / "warehouse" / "build" / "jaffle_shop.db").exists()
+    assert not last_build_db(root).exists()  # nothing was loaded
 
 
 def test_preflight_verb_lists_every_problem_at_once(seeds, monkeypatch, capsys):
