@@ -80,8 +80,12 @@ def invoke(settings: Settings, build: Build, *args: str) -> DbtResult:
         str(build.log_dir),
     ]
     log.info("dbt %s", " ".join(args))
+    # dbt's console output is not shown: its errors come back in full through the
+    # result (below) and the run record; the debug log goes to the build's logs/.
+    # A log file on a full disk must not print a traceback per line either.
+    logging.raiseExceptions = False
     with _environment(settings.dbt_env(build)):
-        outcome = dbtRunner().invoke([*command, "--quiet", "--no-use-colors"])
+        outcome = dbtRunner().invoke([*command, "--log-level", "none", "--no-use-colors"])
     if outcome.exception is not None and not isinstance(outcome.exception, Exception):
         raise outcome.exception  # SIGTERM, Ctrl-C, a task timeout: not dbt's failure
     if outcome.exception is not None:

@@ -170,7 +170,7 @@ def begin(
             StepRecord("begin", "failed", 0.0, message=str(exc), exit_code=EXIT_ENVIRONMENT)
         )
         run.save()
-        exc.run = conclude(settings, run_id)
+        exc.run = conclude(settings, run_id, run)
         raise exc
     return run
 
@@ -183,11 +183,13 @@ def _safe(run_id: str) -> bool:
         return False
 
 
-def execute(settings: Settings, run_id: str, name: str) -> StepRecord:
-    """Run one named step of a begun run (the CLI loops over these; Airflow runs
-    each in its own task process). Raises the step's failure."""
+def execute(settings: Settings, run_id: str, name: str, run: Run | None = None) -> StepRecord:
+    """Run one named step of a begun run. Airflow runs each in its own task
+    process (the record is read from disk); the command line passes its ``run``
+    along, so a record that a full disk could not save is not lost in between.
+    Raises the step's failure."""
     step = {s.__name__: s for s in STEPS}[name]
-    return step(Run.load(settings, run_id))
+    return step(run if run is not None else Run.load(settings, run_id))
 
 
 def outcome(run: Run) -> int:
@@ -199,12 +201,13 @@ def outcome(run: Run) -> int:
     return EXIT_OK if publish and publish.status == "ok" else EXIT_ENVIRONMENT
 
 
-def conclude(settings: Settings, run_id: str) -> Run:
+def conclude(settings: Settings, run_id: str, run: Run | None = None) -> Run:
     """End a run however it went: dbt docs when a warehouse was built (also for
     failed runs), the outcome in the record, one notification, and clean-up of
     old builds and GX results. Never raises for a failed run; returns the record."""
-    run = Run.load(settings, run_id)
-    if run.build.db.exists() and run.step("docs") is None:
+    run = run if run is not None else Run.load(settings, run_id)
+    stopped = any(s.status == "terminated" for s in run.steps)  # be quick: we were asked to stop
+    if run.build.db.exists() and run.step("docs") is None and not stopped:
         with contextlib.suppress(Exception, Terminated):
             steps_mod.docs(run)
     code = outcome(run)
@@ -259,7 +262,7 @@ def run_all(settings: Settings, run_id: str | None = None, acceptances: Iterable
             return exc.run
         try:
             for name in STEP_NAMES:
-                execute(settings, run.run_id, name)
+                execute(settings, run.run_id, name, run)
         except (Exception, Terminated):
             pass  # the step recorded its failure; the outcome is read from the record
-        return conclude(settings, run.run_id)
+        return conclude(settings, run.run_id, run)

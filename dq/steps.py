@@ -61,11 +61,11 @@ def timed(run: Run, name: str, body: Callable[[StepRecord], None]) -> StepRecord
     record = StepRecord(name=name, status="running", seconds=0.0)
     run.steps = [s for s in run.steps if s.name != name] + [record]
     run.owner = process_identity()
-    run.save()  # "running" is visible to people (and tests) watching the record
     started = time.perf_counter()
     log.info("[%s] %s ...", run.run_id, name)
     try:
         with sigterm_raises():
+            run.save()  # "running" is visible to people (and tests) watching the record
             body(record)
         record.status = "ok"
     except BaseException as exc:

@@ -56,44 +56,90 @@ def _dump(db_path: Path) -> dict[str, list]:
         }
 
 
-def test_sigkill_at_every_step_leaves_the_published_warehouse_intact(published_project):
+def _record(root: Path, run_id: str) -> dict:
+    return json.loads((root / "warehouse" / "runs" / f"{run_id}.json").read_text())
+
+
+def test_killed_runs_leave_the_published_warehouse_intact_and_are_closed(
+    published_project, monkeypatch
+):
     root, before = published_project
     published = root / "warehouse" / "jaffle_shop.db"
-    # (preflight takes milliseconds: too short to aim a kill at.)
-    for step in ("seed", "validate_raw", "transform", "validate_transformed"):
+    # SIGKILL: nothing runs on our side; the record says "running" until the
+    # next run finds its process gone. (preflight is too short to aim at.)
+    for step in ("seed", "validate_transformed"):
         proc = _start(root, f"kill-{step}")
         _wait_for_step(root, f"kill-{step}", step, proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
         assert sha256(published) == before, f"published warehouse changed by a kill in {step}"
-    # Killed after publishing, while docs are built: the new warehouse is whole.
+    # SIGTERM (kill, Airflow marking a task failed or timing it out): the run
+    # closes its own record and exits 143.
+    proc = _start(root, "term-transform")
+    _wait_for_step(root, "term-transform", "transform", proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out + err
+    record = _record(root, "term-transform")
+    assert record["status"] == "terminated" and record["exit_code"] == 143
+    assert [s["status"] for s in record["steps"] if s["name"] == "transform"] == ["terminated"]
+    assert "TERMINATED (exit 143)" in out
+    assert sha256(published) == before
+    # Leftovers of a publish killed half-way, then a run killed after publishing,
+    # while docs are built: that run starts fine and its warehouse is whole.
+    for leftover in (".jaffle_shop.db.4242.tmp", ".jaffle_shop.db.4242.tmp-journal"):
+        (root / "warehouse" / leftover).write_bytes(b"half a copy")
     proc = _start(root, "kill-docs")
     _wait_for_step(root, "kill-docs", "docs", proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
-    assert _dump(published)["orders"]
-    # The next run succeeds (stale build files and the lock are no obstacle).
-    result = run_cli(root, "run")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert _dump(published)["orders"] and sha256(published) != before
+    assert not list((root / "warehouse").glob(".jaffle_shop.db.*"))
+    # The next run to begin closes every abandoned record.
+    from dq import config, pipeline
+
+    monkeypatch.setenv("DQ_ROOT", str(root))
+    run = pipeline.begin(config.load())
+    for run_id, step in (
+        ("kill-seed", "seed"),
+        ("kill-validate_transformed", "validate_transformed"),
+        ("kill-docs", "docs"),
+    ):
+        record = _record(root, run_id)
+        assert record["status"] == "abandoned", run_id
+        assert [s["status"] for s in record["steps"] if s["name"] == step] == ["terminated"]
+    assert _record(root, "term-transform")["status"] == "terminated"  # closed already
+    pipeline.conclude(config.load(), run.run_id)
 
 
-def test_second_run_refuses_or_waits_while_the_first_holds_the_lock(project):
-    first = _start(project, "first")
-    _wait_for_step(project, "first", "seed", first)
-    refused = run_cli(project, "run", DQ_LOCK_TIMEOUT="0")
-    assert refused.returncode == 2
+def test_a_busy_lock_is_refused_naming_its_holder(project, monkeypatch):
+    from dq import config, lock
+
+    monkeypatch.setenv("DQ_ROOT", str(project))
+    settings = config.load()
+    with lock.warehouse_lock(settings, "holder-run"):
+        refused = run_cli(project, "run", DQ_LOCK_TIMEOUT="0")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
     assert "another pipeline run holds" in refused.stdout
-    assert "run first" in refused.stdout  # says who holds it
-    waiting = _start(project, "second", DQ_LOCK_TIMEOUT="600")
-    out, err = first.communicate(timeout=600)
-    assert first.returncode == 0, out + err
-    out, err = waiting.communicate(timeout=600)
-    assert waiting.returncode == 0, out + err
-    records = {
-        r: json.loads((project / "warehouse" / "runs" / f"{r}.json").read_text())
-        for r in ("first", "second")
+    assert "run holder-run" in refused.stdout  # says who holds it
+    assert "DQ_LOCK_TIMEOUT" in refused.stdout
+
+
+def test_two_runs_at_once_each_publish_their_own_audited_build(project):
+    first = _start(project, "first", DQ_LOCK_TIMEOUT="600")
+    _wait_for_step(project, "first", "seed", first)
+    second = _start(project, "second", DQ_LOCK_TIMEOUT="600")
+    for proc in (first, second):
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out + err
+    records = {r: _record(project, r) for r in ("first", "second")}
+    assert {r["status"] for r in records.values()} == {"published"}
+    assert records["first"]["build_dir"] != records["second"]["build_dir"]
+    fingerprints = {
+        next(s for s in r["steps"] if s["name"] == "publish")["detail"]["fingerprint"]
+        for r in records.values()
     }
-    assert records["first"]["status"] == records["second"]["status"] == "published"
+    assert sha256(project / "warehouse" / "jaffle_shop.db") in fingerprints
     _dump(project / "warehouse" / "jaffle_shop.db")
 
 
@@ -105,10 +151,9 @@ def test_rerun_after_a_failure_is_safe_and_gives_the_same_result(published_proje
     rewrite_csv(root / "seeds" / "raw_stores.csv", lambda h, rows: [r[:3] + ["-1"] for r in rows])
     assert run_cli(root, "run").returncode == 1
     (root / "seeds" / "raw_stores.csv").write_bytes(good)
-    for _ in range(2):
-        result = run_cli(root, "run")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert _dump(published) == expected
+    result = run_cli(root, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _dump(published) == expected
 
 
 @pytest.fixture
@@ -134,13 +179,13 @@ def read_only_dir(tmp_path):
         ("file/warehouse", "cannot be created: Not a directory"),
     ],
 )
-def test_unusable_warehouse_directory_is_a_clear_exit_2(project, read_only_dir, where, message):
+def test_unusable_warehouse_directory_is_a_clear_exit_3(project, read_only_dir, where, message):
     (read_only_dir.parent / "file").write_text("not a directory")
     target = read_only_dir.parent / where
     result = run_cli(project, "run", DQ_WAREHOUSE_DIR=str(target))
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 3, result.stdout + result.stderr
     assert f"warehouse directory {target} {message}" in result.stdout
-    assert "BAD INPUT (exit 2)" in result.stdout
+    assert "ENVIRONMENT FAILURE (exit 3)" in result.stdout
 
 
 ODD_NAMES = [

@@ -3,6 +3,7 @@ counts reconcile, budgets and row-count drops gate publishing."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -193,13 +194,33 @@ def test_every_source_reconciles(quarantined):
         )
 
 
+def _visible_rows(page: str) -> list[str]:
+    """The text of each table row of a Data Docs page, tags, styles and scripts removed."""
+    import html as html_mod
+    import re
+
+    page = re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    rows = re.findall(r"<tr\b.*?</tr>", page, flags=re.S | re.I)
+    return [" ".join(html_mod.unescape(re.sub(r"<[^>]+>", " ", r)).split()) for r in rows]
+
+
 def test_rejected_counts_show_in_data_docs(quarantined):
+    import re
+
     root, _ = quarantined
+    with _published(root) as db:
+        count = db.execute("select count(*) from rejected_orders").fetchone()[0]
+    assert count >= sum(EXPECTED_ORDER_REASONS.values())
     docs = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
-    pages = list((docs / "rejected_orders").rglob("*.html"))
-    assert pages
-    html = pages[-1].read_text(encoding="utf-8")
-    assert str(sum(EXPECTED_ORDER_REASONS.values())) in html
+    pages = sorted((docs / "rejected_orders").rglob("*.html"))
+    assert len(pages) == 1
+    (row,) = [
+        r
+        for r in _visible_rows(pages[0].read_text(encoding="utf-8"))
+        if "rows of raw_orders quarantined" in r
+    ]
+    # The row-count expectation's observed value, as a whole number in its own row.
+    assert re.search(rf"(?<![\d.]){count}(?![\d.])", row), row
 
 
 def test_zero_budget_source_fails_the_gate(published_project):
@@ -236,3 +257,17 @@ def test_halved_table_fails_the_row_count_gate(published_project):
     assert "raw_orders: 1686 -> 843 rows (-50%; DQ_MAX_ROW_DROP=0.3)" in result.stdout
     assert "--accept row-counts" in result.stdout
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
+    # An intended change is accepted deliberately, for one run, with a reason on record.
+    reason = "switched to the half-month extract"
+    result = run_cli(root, "run", "--accept", "row-counts", "--reason", reason)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(root / "warehouse" / "jaffle_shop.db") as db:
+        assert db.execute("select count(*) from raw_orders").fetchone()[0] == 843
+    record = json.loads((root / "warehouse" / "runs" / "latest.json").read_text())
+    assert [(a["what"], a["reason"]) for a in record["acceptances"]] == [("row-counts", reason)]
+    publish = next(s for s in record["steps"] if s["name"] == "publish")
+    assert publish["detail"]["row_counts"] == "accepted"
+    assert (
+        "raw_orders: 1686 -> 843 rows (-50%; DQ_MAX_ROW_DROP=0.3)"
+        in (publish["detail"]["row_count_changes"])
+    )
