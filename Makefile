@@ -77,7 +77,7 @@ gx-suites: setup ## regenerate gx/expectations/*.json from dq/suites.py
 	$(BIN)/python -c "from dq import config, validate; validate.register(config.load())"
 
 data: setup ## reproducible benchmark data: make data YEARS=1 -> .cache/data/years-1
-	$(BIN)/python -m dq data --years $(YEARS) --seed $(SEED) --out .cache/data/years-$(YEARS)
+	$(BIN)/python -m dq data --years $(YEARS) --seed $(SEED) --out .cache/data/years-$(YEARS) --overwrite
 
 sample: setup ## regenerate the bundled sample in seeds/ (what tests/test_data.py checks)
 	$(BIN)/python -m dq data --years 0.08 --seed 42 --out seeds --overwrite

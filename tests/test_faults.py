@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -198,14 +199,28 @@ ODD_NAMES = [
 ]
 
 
-def test_valid_oddities_load_exactly(project):
-    path = project / "seeds" / "raw_customers.csv"
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_valid_oddities_load_exactly_from_folders_anywhere(project, tmp_path):
+    """Odd but valid values load exactly; and the seeds may live outside the
+    repository (several levels away) and GX in a folder of any name: the run
+    writes nothing beside them (dbt's compiled seed files stay in the build)."""
+    seeds = shutil.move(project / "seeds", tmp_path / "inbox" / "2026" / "11" / "seeds")
+    quality = shutil.move(project / "gx", project / "quality")
+    path = Path(seeds) / "raw_customers.csv"
     rewrite_csv(path, lambda h, rows: rows + [[f"odd-{i}", n] for i, n in enumerate(ODD_NAMES)])
     # A UTF-8 BOM and CRLF line endings, as spreadsheet exports write them.
     text = path.read_text(encoding="utf-8")
     path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
-    result = run_cli(project, "run")
+    inbox = _files(tmp_path / "inbox")
+    result = run_cli(project, "run", DQ_SEEDS_DIR=str(seeds), DQ_GX_DIR=str(quality))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert _files(tmp_path / "inbox") == inbox  # nothing written beside the CSVs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox", "project"]
+    assert (Path(quality) / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    assert not (project / "gx").exists()
     with sqlite3.connect(project / "warehouse" / "jaffle_shop.db") as db:
         raw = dict(db.execute("select id, name from raw_customers where id like 'odd-%'"))
         clean = dict(
