@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 browser, offline_page = fx.browser, fx.offline_page
 
 DAG_ID = "jaffle_shop_dq"
-TASKS = {"start", *STEP_NAMES, "finish"}
+TASKS = {"begin", *STEP_NAMES, "conclude"}
 PASSWORD = "Browser-test-pw-4e1d"
 
 
@@ -179,14 +179,21 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
             for e in events["asset_events"]
         ), events
 
-        # The finish task notified the webhook about the success, with links.
+        # The run record: this DAG run's id, every step in order, published.
+        record = json.loads((root / "warehouse" / "runs" / "latest.json").read_text())
+        assert record["status"] == "published" and record["origin"] == "airflow"
+        assert record["airflow_run_id"] == run_id
+        assert [s["name"] for s in record["steps"]] == [*STEP_NAMES, "docs"]
+        assert (root / "warehouse" / "jaffle_shop.db").exists()
+
+        # The conclude task notified the webhook about the success, with links.
         assert len(_Webhook.posts) == 1, _Webhook.posts
         text = _Webhook.posts[0]["text"]
         assert "PUBLISHED" in text and "http://127.0.0.1:8765/gx/index.html" in text
 
         # The grid of this run in the UI: every task there, each marked successful.
         page.goto(f"{base}/dags/{DAG_ID}/runs/{run_id}")
-        for task_id in ("publish", "validate_transformed", "finish"):
+        for task_id in ("publish", "validate_transformed", "conclude"):
             page.get_by_text(task_id, exact=True).first.wait_for()
         page.get_by_text("success", exact=False).first.wait_for()
         page.wait_for_load_state("networkidle")
