@@ -34,7 +34,10 @@ class DbtResult:
     command: list[str]
     success: bool
     counts: dict[str, int] = field(default_factory=dict)
+    #: tests that ran and failed: the data broke a rule
     failures: list[str] = field(default_factory=list)
+    #: nodes that could not run at all (compile or SQL errors): the code or the tool
+    errors: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -98,5 +101,6 @@ def invoke(settings: Settings, build: Build, *args: str) -> DbtResult:
         status = str(getattr(node.status, "value", node.status))
         result.counts[status] = result.counts.get(status, 0) + 1
         if status in ("error", "fail"):
-            result.failures.append(f"{node.node.name}: {_whole(node.message) or status}")
+            message = f"{node.node.name}: {_whole(node.message) or status}"
+            (result.errors if status == "error" else result.failures).append(message)
     return result

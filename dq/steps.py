@@ -153,8 +153,11 @@ def seed(run: Run) -> StepRecord:
         result = dbt.invoke(run.settings, run.build, "seed", "--full-refresh")
         record.detail["dbt"] = result.counts
         if not result.success:
-            record.detail["failures"] = result.failures
-            text = "dbt seed failed:\n  " + "\n  ".join(result.failures)
+            # A seed that cannot load is the file or its contract (bad input),
+            # unless SQLite says the disk is full or unwritable.
+            problems = result.errors + result.failures
+            record.detail["failures"] = problems
+            text = "dbt seed failed:\n  " + "\n  ".join(problems)
             raise (EnvironmentFailure if looks_environmental(text) else BadInput)(text)
         record.detail["rows"] = {
             k: v for k, v in table_counts(run.build.db).items() if k.startswith("raw_")
@@ -203,10 +206,15 @@ def transform(run: Run) -> StepRecord:
             c.name: counts.get(c.rejected_table, 0)
             for c in load_contracts(run.build.seeds_dir).values()
         }
+        if result.errors:
+            # A model or test that could not run is the code or the tool, not the data.
+            record.detail["errors"] = result.errors
+            raise EnvironmentFailure(
+                "dbt build could not build every node:\n  " + "\n  ".join(result.errors)
+            )
         if not result.success:
             record.detail["failures"] = result.failures
-            text = "dbt build failed:\n  " + "\n  ".join(result.failures)
-            raise (EnvironmentFailure if looks_environmental(text) else GateFailed)(text)
+            raise GateFailed("dbt build failed:\n  " + "\n  ".join(result.failures))
         record.detail["fingerprint"] = _fingerprint(run)
 
     return timed(run, "transform", body)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 import socketserver
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -53,28 +51,6 @@ def _run(tmp_path: Path, failed: bool) -> pipeline.Run:
     run.exit_code = pipeline.EXIT_GATE if failed else pipeline.EXIT_OK
     run.status = "gate failed" if failed else "published"
     return run
-
-
-class _Hook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.posts.append((self.path, self.headers["Content-Type"], json.loads(body)))
-        self.send_response(self.server.answer)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    server.posts, server.answer = [], 200
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/x"
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 class _SMTP(socketserver.StreamRequestHandler):

@@ -13,7 +13,6 @@ import pytest
 
 from dq import errors, publish
 from tests.conftest import run_cli, sha256
-from tests.test_notify import webhook  # noqa: F401 (fixture)
 
 
 def _truncate(path: Path) -> None:
@@ -35,7 +34,7 @@ def _damage_a_page(path: Path) -> None:
 def test_a_broken_published_warehouse_stops_the_run_and_names_the_file(
     published_project,
     damage,
-    webhook,  # noqa: F811
+    webhook,
 ):
     root, _ = published_project
     published = root / "warehouse" / "jaffle_shop.db"
@@ -121,7 +120,7 @@ def test_a_full_disk_is_an_environment_failure_not_bad_input(
     small_disk,
     webhook,
     size,
-    step,  # noqa: F811
+    step,
 ):
     disk = small_disk(size)
     if step == "begin":
@@ -157,14 +156,32 @@ def publish_fingerprint(path: Path) -> str:
     return fingerprint(path)
 
 
-def test_a_tool_that_cannot_run_is_exit_3_with_its_whole_error(project):
-    """dbt failing to parse the project is the tool, not the data: exit 3, and
-    the summary shows dbt's whole message, not its first line."""
-    model = project / "dbt_project" / "models" / "marts" / "orders.sql"
-    model.write_text(model.read_text() + "\n{{ this_macro_does_not_exist() }}\n")
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "path, addition, expected",
+    [
+        (  # dbt cannot even parse the project
+            "models/marts/orders.yml",
+            "\n  - name: [unclosed\n",
+            "dbt seed --full-refresh could not run",
+        ),
+        (  # a model that cannot compile: code, not data
+            "models/marts/orders.sql",
+            "\n{{ this_macro_does_not_exist() }}\n",
+            "dbt build could not build every node",
+        ),
+    ],
+    ids=["parse-error", "compile-error"],
+)
+def test_a_tool_that_cannot_run_is_exit_3_with_its_whole_error(project, path, addition, expected):
+    """dbt failing on the project is the tool or the code, not the data: exit 3,
+    and the summary shows dbt's whole message, not its first line."""
+    model = project / "dbt_project" / path
+    model.write_text(model.read_text() + addition)
     result = run_cli(project, "run")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "ENVIRONMENT FAILURE (exit 3)" in result.stdout
-    assert "dbt seed --full-refresh could not run" in result.stdout
-    assert "this_macro_does_not_exist" in result.stdout
-    assert "orders" in result.stdout
+    assert expected in result.stdout
+    message = result.stdout.split(expected, 1)[1].split("\n\n", 1)[0]
+    assert len(message.splitlines()) > 1, message  # more than dbt's first line
+    assert ("orders.yml" if "yml" in path else "this_macro_does_not_exist") in message
