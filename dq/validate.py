@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dq import datadocs
 from dq.config import Settings
 from dq.contracts import load_contracts
 from dq.suites import CRITICAL, declare
@@ -138,7 +139,10 @@ def run_checkpoint(settings: Settings, layer: str, run_id: str) -> CheckpointRep
 
     context = register(settings)
     checkpoint = context.checkpoints.get(layer)
+    # Data Docs hook (dq.datadocs): render CSV values as text, then make the site offline.
+    datadocs.use_escaping_views(context)
     result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
+    datadocs.finalize_site(settings.data_docs_dir)
     suites = []
     for validation in result.run_results.values():
         failed = {CRITICAL: [], "warning": [], "info": []}
