@@ -86,6 +86,8 @@ LOGO = "static/images/logo-long.png"
 
 _GX_LOGO = re.compile(r"https://great-expectations-web-assets\.s3[^\"']*/logo-long\.png[^\"']*")
 _QUOTED_URL = re.compile(r"""(["'])(https?://[^"']+)\1""")
+_ASSET_TAG = re.compile(r"<(?:script|link)\b[^>]*>", re.IGNORECASE)
+_CDN_ONLY_ATTRIBUTE = re.compile(r"""\s(?:integrity|crossorigin)=(["'])[^"']*\1""", re.IGNORECASE)
 _CSS_URL = re.compile(r"""url\(\s*["']?(?!data:|https?:|/)([^"')?#]+)""")
 
 
@@ -126,7 +128,11 @@ def rewrite_urls(page: str, vendor: str, site: str, available=lambda path: True)
     """Replace quoted CDN URLs in a Data Docs page: a mapped asset by ``vendor`` +
     its node_modules path (when ``available(path)``), the GX logo by ``site`` + :data:`LOGO`.
 
-    Links people click (``https://greatexpectations.io``) stay as they are.
+    Links people click (``https://greatexpectations.io``) stay as they are. A
+    rewritten ``<script>``/``<link>`` loses ``crossorigin`` and ``integrity``:
+    a page opened from ``file://`` has no origin, and Chromium refuses a CORS
+    load there (the copies are the same pinned versions, installed by ``npm ci``
+    from the lock file with its own checksums).
     """
 
     def swap(match: re.Match[str]) -> str:
@@ -139,7 +145,11 @@ def rewrite_urls(page: str, vendor: str, site: str, available=lambda path: True)
             return f"{quote}{site}{LOGO}{quote}"
         return match.group(0)
 
-    return _QUOTED_URL.sub(swap, page)
+    def tag(match: re.Match[str]) -> str:
+        new = _QUOTED_URL.sub(swap, match.group(0))
+        return _CDN_ONLY_ATTRIBUTE.sub("", new) if new != match.group(0) else new
+
+    return _QUOTED_URL.sub(swap, _ASSET_TAG.sub(tag, page))
 
 
 def finalize_site(site_dir: Path, modules: Path | None = None) -> list[str]:
