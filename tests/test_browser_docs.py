@@ -108,10 +108,10 @@ def test_gx_data_docs_styled_offline_and_show_the_failure(offline_page, docs_url
     page = offline_page
     page.goto(docs_url + "/gx/index.html")
     page.wait_for_load_state("networkidle")
-    # The Bootstrap stylesheet came from node_modules and its rules apply.
+    # The Bootstrap stylesheet came from the site's copy (from node_modules) and its rules apply.
     sheets = page.evaluate(
-        "() => [...document.styleSheets].filter(s => s.href && s.href.includes("
-        "'/_vendor/bootstrap/dist/css/bootstrap.min.css')).map(s => s.cssRules.length)"
+        "() => [...document.styleSheets].filter(s => s.href && s.href.endsWith("
+        "'/gx/static/vendor/bootstrap/dist/css/bootstrap.min.css')).map(s => s.cssRules.length)"
     )
     assert sheets and sheets[0] > 100
     assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("-apple-system")
@@ -198,9 +198,12 @@ def test_data_docs_index_works_from_file_offline(offline_page, failed_run):
     page.goto(site.joinpath("index.html").as_uri())
     page.wait_for_load_state("networkidle")
     assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("-apple-system")
-    assert page.locator("table tbody tr:visible", has_text="raw_orders").count() >= 1
-    assert page.locator("table tbody tr:visible").count() >= 10
     assert page.evaluate("typeof jQuery === 'function' && typeof vegaEmbed === 'function'")
+    page.locator("table tbody tr:visible").nth(9).wait_for()  # the table of validations
+    search = page.get_by_placeholder("Search").first  # bootstrap-table, also from file://
+    search.fill("raw_orders")
+    search.press("Enter")
+    page.locator("table tbody tr:visible", has_text="raw_orders").first.wait_for()
 
     raw_orders = next(site.glob("validations/raw_orders/**/*.html"))
     page.goto(raw_orders.as_uri())
