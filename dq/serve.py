@@ -3,18 +3,35 @@
 ``python -m dq serve`` starts one small stdlib HTTP server with:
 
 * ``/``            a landing page: links to both sites and the latest run's summary
-* ``/dbt/``        dbt docs (``dbt_project/target/``; ``index.html`` fetches
-                   ``manifest.json`` and ``catalog.json`` beside it, so it needs HTTP)
+* ``/dbt/``        dbt docs: only ``index.html`` (it fetches ``manifest.json`` and
+                   ``catalog.json`` beside it, so it needs HTTP) and ``static_index.html``
 * ``/gx/``         GX Data Docs (``gx/uncommitted/data_docs/local_site/``)
 * ``/runs/``       run records (``warehouse/runs/*.json``)
-* ``/_vendor/``    front-end packages from ``node_modules/`` (``npm ci``)
+* ``/_vendor/``    the front-end files :data:`dq.datadocs.CDN_ASSETS` maps, from
+                   ``node_modules/`` (``npm ci``), and nothing else from there
 
-GX Data Docs pages load jQuery, Bootstrap, bootstrap-table, popper, Font
-Awesome and Vega from public CDNs. The server rewrites those URLs, as it sends
-each page, to the same files at the same versions installed from the npm
-registry (``package.json`` pins them), so the pages look right without a
-network and no request leaves the machine. The generated files stay as GX
-wrote them.
+The pipeline makes the Data Docs site offline itself
+(:func:`dq.datadocs.finalize_site`); a page that still loads from a CDN (a site
+built before, or while ``node_modules`` was missing) has those URLs rewritten
+to ``/_vendor/`` as it is sent.
+
+What the server guarantees, whatever the files hold:
+
+* it binds to 127.0.0.1 and answers only requests whose ``Host`` is a loopback
+  name (``127.0.0.1``, ``localhost``, ``[::1]``, any port): a web page whose
+  DNS name is rebound to 127.0.0.1 gets 421, not the docs;
+* every response carries ``X-Content-Type-Options: nosniff`` and a
+  Content-Security-Policy: nothing loads from another origin, the landing page
+  and error pages run no script, GX pages may fetch nothing (so a script that
+  slipped into a page could not read ``/runs/``);
+* it lists no folder and serves no file outside the ones named above;
+* ``HEAD`` gets the headers of ``GET``; a bad path (``..``, ``%00``) gets 404
+  or 400; an idle or slow connection is closed after :data:`TIMEOUT` seconds,
+  and only holds its own thread.
+
+Why the stdlib and not a server library: the whole job is a route table, a
+path check and a few headers; ``http.server`` does it in one readable file
+with no new dependency, and it never leaves 127.0.0.1.
 
 Port: ``DQ_DOCS_PORT`` (default 8765, away from Airflow's 8080).
 """
@@ -24,112 +41,118 @@ from __future__ import annotations
 import html
 import json
 import logging
+import mimetypes
 import os
 import re
+import shutil
 import threading
 from functools import partial
 from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from dq import config
+from dq import config, datadocs
 from dq.config import Settings
+from dq.datadocs import CDN_ASSETS, missing_assets, node_modules
+
+__all__ = [
+    "CDN_ASSETS",
+    "landing_page",
+    "local_url",
+    "make_server",
+    "missing_assets",
+    "node_modules",
+    "rewrite_cdn_urls",
+    "serve",
+    "start_in_thread",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
 HOST = "127.0.0.1"
-
-# fmt: off
-#: CDN URL (or URL prefix, ending in "/") -> file under node_modules. The
-#: versions are the ones great_expectations/render pins; package.json pins the
-#: same, and tests/test_serve.py fails when GX starts referencing a URL that is
-#: not covered here.
-CDN_ASSETS: dict[str, str] = {
-    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery/dist/jquery.min.js",
-    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css":
-        "bootstrap/dist/css/bootstrap.min.css",
-    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js":
-        "bootstrap/dist/js/bootstrap.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js":
-        "popper.js-1.12.9/dist/umd/popper.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
-        "@fortawesome/fontawesome-free/css/all.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/"
-    "bootstrap-datepicker.min.css": "bootstrap-datepicker/dist/css/bootstrap-datepicker.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/"
-    "bootstrap-datepicker.min.js": "bootstrap-datepicker/dist/js/bootstrap-datepicker.min.js",
-    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/":
-        "@forevolve/bootstrap-dark/dist/",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/": "bootstrap-table/dist/",
-    # GX links one filter-control stylesheet from 1.19.0; package.json installs
-    # that version under an alias rather than silently serving 1.19.1.
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/": "bootstrap-table-1.19.0/dist/",
-    # jsDelivr resolves a bare "pkg@major" to the package's "jsdelivr" entry.
-    "https://cdn.jsdelivr.net/npm/vega@5": "vega/build/vega.min.js",
-    "https://cdn.jsdelivr.net/npm/vega-lite@5": "vega-lite/build/vega-lite.min.js",
-    "https://cdn.jsdelivr.net/npm/vega-embed@6": "vega-embed/build/vega-embed.min.js",
-}
-# fmt: on
-
-# GX pages also show a logo from S3 (with a tracking query string); the same
-# image ships in every Data Docs site under static/images/.
-_GX_LOGO = re.compile(r"https://great-expectations-web-assets\.s3[^\"']*/logo-long\.png[^\"']*")
-_QUOTED_URL = re.compile(r"""(["'])(https?://[^"']+)\1""")
+#: Seconds a connection may stay idle (or trickle) before the server closes it.
+TIMEOUT = 30.0
 
 # dbt docs load a Snowplow tracker from CloudFront when the manifest says
 # usage stats are on (dbt's default). Serving the flag as false keeps the docs
 # on this machine whatever the dbt project config says.
 _DBT_TRACKING = '"send_anonymous_usage_stats": true'
 _DBT_NO_TRACKING = '"send_anonymous_usage_stats": false'
-_DBT_MANIFEST_FILES = ("manifest.json", "static_index.html")
+_DBT_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+_DBT_REWRITTEN = ("manifest.json", "static_index.html")
+
+_LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?", re.IGNORECASE)
+
+# Content-Security-Policy per kind of page, as strict as the page allows.
+# GX and dbt pages need inline scripts and styles (GX writes every table's
+# setup as an inline <script>, dbt docs are one HTML file), so escaping the
+# values (dq.datadocs) is the defence; the policy keeps anything from loading
+# from elsewhere and, on GX pages, from fetching anything at all.
+_COMMON = "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+CSP = {
+    # No script at all: the landing page, error pages, JSON, assets.
+    "none": f"default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; {_COMMON}",
+    "gx": (
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+        f"connect-src 'none'; {_COMMON}"
+    ),
+    # dbt docs are AngularJS (expressions compiled with Function: 'unsafe-eval')
+    # and fetch manifest.json and catalog.json.
+    "dbt": (
+        "default-src 'none'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+        f"connect-src 'self'; {_COMMON}"
+    ),
+}
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".ttf": "font/ttf",
+}
 
 
-def node_modules() -> Path:
-    """Where ``npm ci`` put the assets: beside the code, or ``DQ_NODE_MODULES``.
-
-    Not under ``DQ_ROOT``: a temp copy of the project shares the installed assets.
-    """
-    value = os.environ.get("DQ_NODE_MODULES")
-    return Path(value).resolve() if value else config.PROJECT_ROOT / "node_modules"
-
-
-def missing_assets(modules: Path | None = None) -> list[str]:
-    """Mapped asset files (or folders) that are not installed; empty when ``npm ci`` ran."""
-    modules = modules or node_modules()
-    return sorted({p for p in CDN_ASSETS.values() if not (modules / p).exists()})
+class BadRequest(Exception):
+    """A request path the server refuses to look at (answered 400)."""
 
 
 def local_url(url: str) -> str | None:
     """The ``/_vendor/...`` (or ``/gx/...``) path that replaces a CDN URL, if any."""
-    if url in CDN_ASSETS:
-        return "/_vendor/" + CDN_ASSETS[url]
-    for prefix, target in CDN_ASSETS.items():
-        if prefix.endswith("/") and url.startswith(prefix):
-            return "/_vendor/" + target + url[len(prefix) :]
-    if _GX_LOGO.fullmatch(url):
-        return "/gx/static/images/logo-long.png"
-    return None
+    path = datadocs.asset_path(url)
+    if path is not None:
+        return "/_vendor/" + path
+    return "/gx/" + datadocs.LOGO if datadocs.is_logo(url) else None
 
 
 def rewrite_cdn_urls(page: str) -> str:
     """Replace every quoted CDN URL in a Data Docs page by its local path."""
-
-    def swap(match: re.Match[str]) -> str:
-        quote, url = match.groups()
-        local = local_url(html.unescape(url))
-        return f"{quote}{local}{quote}" if local else match.group(0)
-
-    return _QUOTED_URL.sub(swap, page)
+    return datadocs.rewrite_urls(page, "/_vendor/", "/gx/")
 
 
 def _latest_run(settings: Settings) -> dict | None:
     path = settings.runs_dir / "latest.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return run if isinstance(run, dict) else None
+
+
+def _seconds(value) -> str:
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return "?"
 
 
 def landing_page(settings: Settings) -> str:
@@ -152,109 +175,208 @@ def landing_page(settings: Settings) -> str:
     if run is None:
         parts.append("<p id='latest-run'>No run yet: <code>python -m dq run</code>.</p>")
     else:
-        status = run.get("status", "?")
+        status = str(run.get("status", "?"))
         css = "ok" if run.get("exit_code") == 0 else "failed"
         parts.append(
-            f"<h2>Latest run</h2><p id='latest-run'>Run <code>{e(run.get('run_id', '?'))}</code>"
-            f" started {e(run.get('started_at', '?'))}: <span class='{css}'>{e(status)}</span>"
+            f"<h2>Latest run</h2><p id='latest-run'>Run <code>{e(str(run.get('run_id', '?')))}"
+            f"</code> started {e(str(run.get('started_at', '?')))}:"
+            f" <span class='{css}'>{e(status)}</span>"
             f" (exit {e(str(run.get('exit_code')))})</p>"
             "<table><tr><th>step</th><th>status</th><th>seconds</th><th>message</th></tr>"
         )
-        for step in run.get("steps", []):
-            css = "failed" if step["status"] == "failed" else "ok"
-            message = e(step.get("message", "")).replace("\n", "<br>")
+        for step in run.get("steps") or []:
+            if not isinstance(step, dict):
+                continue
+            css = "failed" if step.get("status") == "failed" else "ok"
+            message = e(str(step.get("message", ""))).replace("\n", "<br>")
             parts.append(
-                f"<tr><td>{e(step['name'])}</td><td class='{css}'>{e(step['status'])}</td>"
-                f"<td>{step.get('seconds', 0):.2f}</td><td>{message}</td></tr>"
+                f"<tr><td>{e(str(step.get('name', '?')))}</td>"
+                f"<td class='{css}'>{e(str(step.get('status', '?')))}</td>"
+                f"<td>{_seconds(step.get('seconds', 0))}</td><td>{message}</td></tr>"
             )
         parts.append("</table>")
     parts.append("</body></html>")
     return "".join(parts)
 
 
-class DocsHandler(SimpleHTTPRequestHandler):
-    """Static files from a few roots; Data Docs pages get local asset URLs."""
+def _vendor_allowed(path: str) -> bool:
+    """Whether ``path`` (under node_modules) is a mapped asset, in a mapped
+    folder, or in a folder a mapped stylesheet loads from."""
+    for target in (*CDN_ASSETS.values(), *datadocs.ASSET_DEPENDENCIES):
+        if path == target or (target.endswith("/") and path.startswith(target)):
+            return True
+    return False
 
-    def __init__(self, *args, settings: Settings, modules: Path, **kwargs) -> None:
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """The regular file ``root/relative``, if it exists and stays inside ``root``."""
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") or p.startswith(".") or "\\" in p for p in parts):
+        return None
+    root = root.resolve()
+    target = root.joinpath(*parts).resolve()
+    if root not in target.parents or not target.is_file():
+        return None
+    return target
+
+
+class DocsHandler(BaseHTTPRequestHandler):
+    """GET and HEAD on a fixed route table; every other method gets 501."""
+
+    server_version = "dq-docs"
+    sys_version = ""
+    timeout = TIMEOUT  # StreamRequestHandler sets it on the socket: idle clients are cut off
+
+    def __init__(
+        self, *args, settings: Settings, modules: Path, timeout: float = TIMEOUT, **kwargs
+    ) -> None:
         self.settings = settings
-        self.roots = {
-            "/dbt/": settings.dbt_target_dir,
-            "/gx/": settings.data_docs_dir,
-            "/runs/": settings.runs_dir,
-            "/_vendor/": modules,
-        }
-        super().__init__(*args, directory=str(settings.root), **kwargs)
+        self.modules = modules
+        self.timeout = timeout
+        self.csp = CSP["none"]
+        super().__init__(*args, **kwargs)
 
-    def translate_path(self, path: str) -> str:
-        path = unquote(urlsplit(path).path)
-        for prefix, root in self.roots.items():
-            if path.startswith(prefix):
-                target = (root / path[len(prefix) :]).resolve()
-                # Never serve anything outside the root, whatever "../" the URL holds.
-                if target == root.resolve() or root.resolve() in target.parents:
-                    return str(target)
-        return str(Path(self.directory) / "__not_served__")
+    # -- request entry points
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = urlsplit(self.path).path
+        self._respond(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._respond(body=False)
+
+    def _respond(self, body: bool) -> None:
+        self.csp = CSP["none"]
+        host = self.headers.get("Host", "")
+        if not _LOOPBACK_HOST.fullmatch(host.strip()):
+            self.send_error(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only 127.0.0.1")
+            return
+        try:
+            path = unquote(urlsplit(self.path).path, errors="strict")
+            if "\x00" in path or not path.startswith("/"):
+                raise BadRequest(path)
+            self._route(path, body)
+        except (BadRequest, UnicodeDecodeError):
+            self.send_error(HTTPStatus.BAD_REQUEST, "bad path")
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:  # never a traceback to the client or a dead thread
+            log.exception("docs server failed on %s", self.path)
+            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _route(self, path: str, body: bool) -> None:
+        s = self.settings
         if path in ("/", "/index.html"):
-            self._send(landing_page(self.settings).encode(), "text/html; charset=utf-8")
-        elif path == "/gx" or path == "/dbt":
+            self._send(landing_page(s).encode(), _TYPES[".html"], body)
+        elif path in ("/gx", "/dbt"):
             self.send_response(HTTPStatus.MOVED_PERMANENTLY)
             self.send_header("Location", path + "/index.html")
+            self.send_header("Content-Length", "0")
             self.end_headers()
-        elif path.startswith("/gx/") and (path.endswith(".html") or path.endswith("/")):
-            page_path = path if path.endswith(".html") else path + "index.html"
-            file = Path(self.translate_path(page_path))
-            if not file.is_file():
-                self.send_error(HTTPStatus.NOT_FOUND, "no such Data Docs page (run the pipeline?)")
-                return
-            page = rewrite_cdn_urls(file.read_text(encoding="utf-8"))
-            self._send(page.encode(), "text/html; charset=utf-8")
-        elif path.startswith("/dbt/") and path.rsplit("/", 1)[-1] in _DBT_MANIFEST_FILES:
-            file = Path(self.translate_path(path))
-            if not file.is_file():
-                self.send_error(HTTPStatus.NOT_FOUND, "no dbt docs yet (python -m dq docs)")
-                return
-            body = file.read_text(encoding="utf-8").replace(_DBT_TRACKING, _DBT_NO_TRACKING, 1)
-            kind = "application/json" if path.endswith(".json") else "text/html; charset=utf-8"
-            self._send(body.encode(), kind)
+        elif path.startswith("/gx/"):
+            self._gx(path[len("/gx/") :] or "index.html", body)
+        elif path.startswith("/dbt/") and path[len("/dbt/") :] in _DBT_FILES:
+            self._dbt(path[len("/dbt/") :], body)
+        elif path.startswith("/runs/") and path.endswith(".json"):
+            self._file(_inside(s.runs_dir, path[len("/runs/") :]), body)
+        elif path.startswith("/_vendor/") and _vendor_allowed(path[len("/_vendor/") :]):
+            self._file(_inside(self.modules, path[len("/_vendor/") :]), body)
         else:
-            super().do_GET()
+            self.send_error(HTTPStatus.NOT_FOUND)
 
-    def _send(self, body: bytes, content_type: str) -> None:
+    # -- the sites
+
+    def _gx(self, relative: str, body: bool) -> None:
+        if relative.endswith("/"):
+            relative += "index.html"  # a folder's own page, never a listing
+        file = _inside(self.settings.data_docs_dir, relative)
+        if file is None or file.suffix != ".html":
+            self._file(file, body)
+            return
+        page = rewrite_cdn_urls(file.read_text(encoding="utf-8"))
+        self.csp = CSP["gx"]
+        self._send(page.encode(), _TYPES[".html"], body)
+
+    def _dbt(self, name: str, body: bool) -> None:
+        file = _inside(self.settings.dbt_docs_dir, name)
+        if file is None:
+            self.send_error(HTTPStatus.NOT_FOUND, "no dbt docs yet (python -m dq docs)")
+            return
+        if name.endswith(".html"):
+            self.csp = CSP["dbt"]
+        if name not in _DBT_REWRITTEN:
+            self._file(file, body)
+            return
+        text = file.read_text(encoding="utf-8").replace(_DBT_TRACKING, _DBT_NO_TRACKING, 1)
+        self._send(text.encode(), _TYPES[file.suffix], body)
+
+    # -- sending
+
+    def _file(self, file: Path | None, body: bool) -> None:
+        if file is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        kind = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0]
+        with file.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            self._headers(kind or "application/octet-stream", size)
+            if body:
+                shutil.copyfileobj(handle, self.wfile)
+
+    def _send(self, data: bytes, content_type: str, body: bool) -> None:
+        self._headers(content_type, len(data))
+        if body:
+            self.wfile.write(data)
+
+    def _headers(self, content_type: str, length: int) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(length))
+        self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        self.wfile.write(body)
+
+    def end_headers(self) -> None:
+        # Every response, errors and redirects included.
+        self.send_header("Content-Security-Policy", self.csp)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        super().end_headers()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.csp = CSP["none"]
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (signature of the base)
         log.debug("%s %s", self.address_string(), format % args)
 
 
 def make_server(
-    settings: Settings | None = None, port: int | None = None, host: str = HOST
+    settings: Settings | None = None,
+    port: int | None = None,
+    host: str = HOST,
+    timeout: float = TIMEOUT,
 ) -> ThreadingHTTPServer:
-    """A bound (not yet serving) server; port 0 picks a free port."""
+    """A bound (not yet serving) server; port 0 picks a free port.
+
+    ``timeout``: seconds an idle or slow connection is kept open.
+    """
     settings = settings or config.load()
     if port is None:
         port = int(os.environ.get("DQ_DOCS_PORT", DEFAULT_PORT))
-    handler = partial(DocsHandler, settings=settings, modules=node_modules())
+    handler = partial(DocsHandler, settings=settings, modules=node_modules(), timeout=timeout)
     server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server.daemon_threads = True  # a stuck client never blocks shutdown
     return server
 
 
 def start_in_thread(
-    settings: Settings | None = None, port: int = 0
+    settings: Settings | None = None, port: int = 0, timeout: float = TIMEOUT
 ) -> tuple[ThreadingHTTPServer, str]:
     """Serve from a daemon thread (tests, notebooks); returns the server and its base URL.
 
     Stop it with ``server.shutdown(); server.server_close()``.
     """
-    server = make_server(settings, port)
+    server = make_server(settings, port, timeout=timeout)
     threading.Thread(target=server.serve_forever, name="dq-docs", daemon=True).start()
     return server, f"http://{HOST}:{server.server_address[1]}"
 

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dq import datadocs
 from dq.config import Build, Settings
 from dq.contracts import load_contracts
 from dq.errors import BadInput, EnvironmentFailure
@@ -185,7 +186,10 @@ def run_checkpoint(settings: Settings, build: Build, layer: str, run_id: str) ->
     uncommitted = settings.gx_dir / "uncommitted"
     uncommitted.mkdir(parents=True, exist_ok=True)
     with file_lock(uncommitted / ".lock", f"run {run_id} ({layer})", settings.lock_timeout):
+        # dq.datadocs: render CSV values as text, then make the site work offline.
+        datadocs.use_escaping_views(context)
         result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
+        datadocs.finalize_site(settings.data_docs_dir)
     suites = []
     for validation in result.run_results.values():
         failed = {CRITICAL: [], "warning": [], "info": []}

@@ -58,6 +58,63 @@ def add_bad_orders(root: Path, count: int = 150) -> None:
             writer.writerow([row[c] for c in rows[0]])
 
 
+#: Values that would run as script if a page inserted them as HTML, and where
+#: they go. The visible ones fail a raw row rule, so GX lists them among the
+#: unexpected values of the raw validation page; all are quarantined by staging.
+SCRIPT_PAYLOADS = {
+    "ordered_at": '<script>alert("ordered_at")</script>',
+    "price": '<img src=x onerror=alert("price")>',
+    "customer_id": '"><img src=x onerror=alert("customer_id")>',
+}
+#: In columns no rule lists (customer, store_id, name): kept in raw tables only.
+HIDDEN_PAYLOADS = {
+    "customer": "<svg onload=alert('customer')>",
+    "store_id": "'><script>alert('store_id')</script>",
+    "name": "<iframe srcdoc=\"<script>alert('name')</script>\">",
+}
+
+
+def add_script_payloads(root: Path) -> dict[str, str]:
+    """Put :data:`SCRIPT_PAYLOADS` and :data:`HIDDEN_PAYLOADS` into several columns
+    of three seed CSVs; returns the payloads Data Docs must show (as text)."""
+
+    def edit(path: Path, make_rows) -> None:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        header = rows[0]
+        template = dict(zip(header, rows[1], strict=True))
+        with path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            for changes in make_rows():
+                row = dict(template, **changes)
+                writer.writerow([row[c] for c in header])
+
+    seeds = root / "seeds"
+    edit(
+        seeds / "raw_orders.csv",
+        lambda: [
+            {"id": str(uuid.uuid4()), "ordered_at": SCRIPT_PAYLOADS["ordered_at"]},
+            {
+                "id": str(uuid.uuid4()),
+                "customer": HIDDEN_PAYLOADS["customer"],
+                "store_id": HIDDEN_PAYLOADS["store_id"],
+            },
+        ],
+    )
+    edit(
+        seeds / "raw_products.csv", lambda: [{"sku": "XSS-001", "price": SCRIPT_PAYLOADS["price"]}]
+    )
+    # The same id twice: the raw uniqueness check lists it.
+    edit(
+        seeds / "raw_customers.csv",
+        lambda: [
+            {"id": SCRIPT_PAYLOADS["customer_id"], "name": HIDDEN_PAYLOADS["name"]},
+            {"id": SCRIPT_PAYLOADS["customer_id"], "name": "twin"},
+        ],
+    )
+    return dict(SCRIPT_PAYLOADS)
+
+
 def save_screenshot(page, name: str, readme: bool = False) -> Path:
     """PNG under ``artifacts/``; with DQ_UPDATE_README_IMAGES=1 (``make screenshots``)
     also into ``docs/img/`` for the README, so test runs leave tracked files alone."""
@@ -99,15 +156,16 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def offline_page(browser) -> Iterator:
-    """A fresh page whose requests to any host but 127.0.0.1 are blocked and
-    make the test fail at teardown (``page.external_requests`` lists them)."""
+    """A fresh page whose requests to any host but 127.0.0.1 (or a local file)
+    are blocked and make the test fail at teardown (``page.external_requests``
+    lists them)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     external: list[str] = []
 
     def guard(route) -> None:
         url = route.request.url
         host = urlsplit(url).hostname
-        if url.startswith(("data:", "blob:", "about:")) or host in LOCAL_HOSTS:
+        if url.startswith(("data:", "blob:", "about:", "file:")) or host in LOCAL_HOSTS:
             route.continue_()
         else:
             external.append(url)

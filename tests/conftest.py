@@ -20,7 +20,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-_IGNORE = shutil.ignore_patterns("target", "logs", "uncommitted", "__pycache__", ".user.yml")
+_IGNORE = shutil.ignore_patterns(
+    "target", "logs", "uncommitted", "__pycache__", ".user.yml", "*.db"
+)
 
 
 def copy_project(dest: Path) -> Path:

@@ -1,14 +1,16 @@
 """dbt docs and GX Data Docs in headless Chromium, served by ``dq.serve``, offline.
 
 One deliberately failing pipeline run on a temp copy of the project (150
-orders with a negative subtotal blow the 5 % rejected-rows budget) builds both
-sites; the tests then read them the way a person would. Every page runs with
-requests to anything but 127.0.0.1 blocked and counted as a failure.
+orders with a negative subtotal blow the 5 % rejected-rows budget; script
+payloads in several columns of three CSVs) builds both sites; the tests then
+read them the way a person would. Every page runs with requests to anything
+but 127.0.0.1 (and local files) blocked and counted as a failure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,14 +27,22 @@ FAILED_EXPECTATION = "rejected share of raw_orders is at most 5.0%"
 
 
 @pytest.fixture(scope="module")
-def docs_url(tmp_path_factory, monkeypatch_module) -> Iterator[str]:
-    """Base URL of ``dq.serve`` over a project copy after one failed run."""
+def failed_run(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A project copy after one failed run with script payloads in its CSVs:
+    the root and the payloads Data Docs must show as text."""
     root = copy_project(tmp_path_factory.mktemp("docs") / "project")
     fx.add_bad_orders(root)
+    payloads = fx.add_script_payloads(root)
     result = run_cli(root, "run")
     assert result.returncode == 1, result.stdout + result.stderr
     assert FAILED_EXPECTATION in result.stdout
-    monkeypatch_module.setenv("DQ_ROOT", str(root))
+    return root, payloads
+
+
+@pytest.fixture(scope="module")
+def docs_url(failed_run, monkeypatch_module) -> Iterator[str]:
+    """Base URL of ``dq.serve`` over the failed run's project copy."""
+    monkeypatch_module.setenv("DQ_ROOT", str(failed_run[0]))
     server, url = start_in_thread(config.load())
     try:
         yield url
@@ -98,10 +108,10 @@ def test_gx_data_docs_styled_offline_and_show_the_failure(offline_page, docs_url
     page = offline_page
     page.goto(docs_url + "/gx/index.html")
     page.wait_for_load_state("networkidle")
-    # The Bootstrap stylesheet came from node_modules and its rules apply.
+    # The Bootstrap stylesheet came from the site's copy (from node_modules) and its rules apply.
     sheets = page.evaluate(
-        "() => [...document.styleSheets].filter(s => s.href && s.href.includes("
-        "'/_vendor/bootstrap/dist/css/bootstrap.min.css')).map(s => s.cssRules.length)"
+        "() => [...document.styleSheets].filter(s => s.href && s.href.endsWith("
+        "'/gx/static/vendor/bootstrap/dist/css/bootstrap.min.css')).map(s => s.cssRules.length)"
     )
     assert sheets and sheets[0] > 100
     assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("-apple-system")
@@ -135,3 +145,70 @@ def test_gx_data_docs_styled_offline_and_show_the_failure(offline_page, docs_url
     page.wait_for_load_state("networkidle")
     assert page.get_by_text(FAILED_EXPECTATION).first.is_visible()
     fx.save_screenshot(page, "data_docs_failed_validation.png")
+
+
+def _watch(page) -> tuple[list[str], list[str]]:
+    """Dialogs the page opens (dismissed) and Content-Security-Policy refusals it logs."""
+    dialogs: list[str] = []
+    refused: list[str] = []
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(f"{page.url}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return dialogs, refused
+
+
+def test_csv_values_are_text_on_every_served_page(offline_page, docs_url, failed_run):
+    """No CSV value runs as script on any page the server offers; each payload
+    a rule lists is shown, as text. The pages still work under the CSP."""
+    root, payloads = failed_run
+    page = offline_page
+    dialogs, refused = _watch(page)
+    site = config.load().data_docs_dir
+    assert site == root / "gx" / "uncommitted" / "data_docs" / "local_site"
+    gx_pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+    assert len(gx_pages) > 40 and sum("validations/" in p for p in gx_pages) > 20
+    urls = ["/", "/dbt/index.html", "/dbt/static_index.html"] + [f"/gx/{p}" for p in gx_pages]
+    seen = ""
+    for url in urls:
+        page.goto(docs_url + url, wait_until="load")
+        seen += page.inner_text("body")
+    page.wait_for_timeout(300)  # let late handlers (onerror of a broken <img>) fire
+    assert not dialogs, dialogs
+    assert not refused, refused
+    missing = [v for v in payloads.values() if v not in seen]
+    assert not missing, f"payloads not shown as text: {missing}"
+    for value in fx.HIDDEN_PAYLOADS.values():  # kept in raw tables, listed by no rule
+        assert value not in seen
+
+
+def test_data_docs_index_works_from_file_offline(offline_page, failed_run):
+    """The index every run summary prints renders from file:// with no network:
+    styled, its table of validations filled, no payload run."""
+    root, payloads = failed_run
+    page = offline_page
+    dialogs, _ = _watch(page)
+    site = root / "gx" / "uncommitted" / "data_docs" / "local_site"
+    page.goto(site.joinpath("index.html").as_uri())
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("-apple-system")
+    assert page.evaluate("typeof jQuery === 'function' && typeof vegaEmbed === 'function'")
+    page.locator("table tbody tr:visible").nth(9).wait_for()  # the table of validations
+    search = page.get_by_placeholder("Search").first  # bootstrap-table, also from file://
+    search.fill("raw_orders")
+    search.press("Enter")
+    page.locator("table tbody tr:visible", has_text="raw_orders").first.wait_for()
+
+    raw_orders = next(site.glob("validations/raw_orders/**/*.html"))
+    page.goto(raw_orders.as_uri())
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_text(payloads["ordered_at"], exact=True).first.is_visible()
+    assert page.evaluate("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
+    assert not dialogs, dialogs
+    assert not page.external_requests

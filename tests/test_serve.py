@@ -1,10 +1,14 @@
-"""``dq.serve`` without a browser: routes, CDN rewriting, pinned assets, no path escapes."""
+"""``dq.serve`` without a browser: routes, CDN rewriting, pinned assets, no path
+escapes, the security headers and refusals, and the offline site ``dq.datadocs`` makes."""
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import re
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from dq import config, serve
+from dq import config, datadocs, serve
 
 # Located, not imported: importing GX takes seconds.
 GX_RENDER = Path(importlib.util.find_spec("great_expectations").origin).parent / "render"
 # Assets a page loads (stylesheets, scripts): links people click on are not requests.
+#: The server's idle timeout in these tests (seconds); the default is 30.
+IDLE_TIMEOUT = 1.0
 _GX_ASSET = re.compile(r"""(?:src|href)=["'](https://[^"'{}]+)["']""")
 
 
@@ -76,10 +82,16 @@ def site(tmp_path, monkeypatch) -> Iterator[str]:
     (docs / "index.html").write_text(
         '<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>'
     )
-    target = root / "dbt_project" / "target"
-    target.mkdir(parents=True)
+    (docs / "validations" / "raw_orders").mkdir(parents=True)
+    (docs / "validations" / "raw_orders" / "run.html").write_text("<p>result</p>")
+    target = root / "warehouse" / "docs" / "dbt"
+    (target / "compiled").mkdir(parents=True)
     (target / "index.html").write_text("<html>dbt</html>")
+    (target / "static_index.html").write_text("<html>dbt, one file</html>")
     (target / "manifest.json").write_text('{"metadata": {"send_anonymous_usage_stats": true}}')
+    (target / "catalog.json").write_text("{}")
+    for private in ("run_results.json", "graph.gpickle", "compiled/model.sql"):
+        (target / private).write_text("not for the web")
     runs = root / "warehouse" / "runs"
     runs.mkdir(parents=True)
     (runs / "latest.json").write_text(
@@ -102,7 +114,7 @@ def site(tmp_path, monkeypatch) -> Iterator[str]:
     )
     (root / "secret.txt").write_text("not for the web")
     monkeypatch.setenv("DQ_ROOT", str(root))
-    server, url = serve.start_in_thread(config.load())
+    server, url = serve.start_in_thread(config.load(), timeout=IDLE_TIMEOUT)
     yield url
     server.shutdown()
     server.server_close()
@@ -152,3 +164,195 @@ def test_binds_to_loopback_only(monkeypatch, tmp_path):
         assert server.server_address[0] == "127.0.0.1"
     finally:
         server.server_close()
+
+
+def _request(url: str, path: str, method: str = "GET", host: str | None = None):
+    """One raw request (any Host header, any path bytes); returns status, headers, body."""
+    port = int(url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest(method, path, skip_host=True)
+        connection.putheader("Host", host if host is not None else f"127.0.0.1:{port}")
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/gx/index.html", "/dbt/index.html", "/runs/latest.json", "/nothing", "/gx"]
+)
+def test_every_response_has_csp_and_nosniff(site, path):
+    status, headers, _ = _request(site, path)
+    assert status in (200, 301, 404)
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "http:" not in csp and "https:" not in csp and "*" not in csp
+
+
+def test_csp_per_page_kind(site):
+    landing = _request(site, "/")[1]["Content-Security-Policy"]
+    assert "script-src" not in landing  # default-src 'none': no script runs
+    gx = _request(site, "/gx/index.html")[1]["Content-Security-Policy"]
+    assert "connect-src 'none'" in gx  # a GX page cannot fetch /runs/ or anything else
+    dbt = _request(site, "/dbt/index.html")[1]["Content-Security-Policy"]
+    assert "connect-src 'self'" in dbt  # dbt docs fetch manifest.json and catalog.json
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost:8765", "LOCALHOST", "[::1]:80"])
+def test_loopback_hosts_are_served(site, host):
+    assert _request(site, "/", host=host)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["", "evil.example", "evil.example:8765", "127.0.0.1.evil.example", "127.0.0.2", "x@127.0.0.1"],
+)
+def test_other_hosts_are_refused(site, host):
+    """DNS rebinding: a page on evil.example resolved to 127.0.0.1 sends its own name."""
+    status, headers, body = _request(site, "/runs/latest.json", host=host)
+    assert status == 421
+    assert b"r1" not in body
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gx/validations/",
+        "/gx/validations",
+        "/gx/static/",
+        "/_vendor/",
+        "/_vendor/jquery/",
+        "/runs/",
+        "/dbt/",
+    ],
+)
+def test_no_directory_listing(site, path):
+    status, _, body = _request(site, path)
+    assert status == 404 and b"raw_orders" not in body and b"Directory listing" not in body
+
+
+def test_dbt_serves_only_its_four_files(site):
+    for name in ("index.html", "static_index.html", "manifest.json", "catalog.json"):
+        assert _request(site, f"/dbt/{name}")[0] == 200, name
+    for name in ("run_results.json", "graph.gpickle", "compiled/model.sql", "compiled/"):
+        assert _request(site, f"/dbt/{name}")[0] == 404, name
+
+
+def test_vendor_serves_only_mapped_assets(site):
+    modules = serve.node_modules()
+    mapped_file = "jquery/dist/jquery.min.js"
+    in_mapped_folder = "bootstrap-table/dist/bootstrap-table.min.js"
+    font = "@fortawesome/fontawesome-free/webfonts/fa-solid-900.woff2"
+    for path in (mapped_file, in_mapped_folder, font):
+        status, headers, body = _request(site, "/_vendor/" + path)
+        assert status == 200 and body == (modules / path).read_bytes(), path
+    assert headers["Content-Type"] == "font/woff2"
+    unmapped = ["jquery/package.json", "jquery/dist/jquery.js", "bootstrap/package.json"]
+    assert all((modules / p).is_file() for p in unmapped)  # they exist, and stay private
+    for path in unmapped + [".package-lock.json", "jquery/dist/../package.json"]:
+        assert _request(site, "/_vendor/" + path)[0] == 404, path
+
+
+@pytest.mark.parametrize(
+    "path", ["/gx/index.html%00", "/gx/%00/index.html", "/runs/latest%00.json", "/%00"]
+)
+def test_nul_in_path_is_a_clean_refusal(site, path, caplog):
+    status, headers, body = _request(site, path)
+    assert status in (400, 404)
+    assert b"Traceback" not in body and headers["X-Content-Type-Options"] == "nosniff"
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_head_sends_the_headers_of_get_and_no_body(site):
+    for path in ("/", "/gx/index.html", "/_vendor/jquery/dist/jquery.min.js", "/missing"):
+        get_status, get_headers, get_body = _request(site, path)
+        status, headers, body = _request(site, path, method="HEAD")
+        assert (status, body) == (get_status, b""), path
+        assert headers["Content-Type"] == get_headers["Content-Type"]
+        if status == 200:
+            assert int(headers["Content-Length"]) == len(get_body), path
+
+
+def test_other_methods_are_refused(site):
+    status, headers, _ = _request(site, "/", method="POST")
+    assert status == 501 and headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_idle_connection_is_closed_after_the_timeout(site):
+    """Connect, send nothing: the server hangs up by itself (the socket read
+    returns end-of-stream) soon after its timeout, and still serves others."""
+    port = int(site.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as idle:
+        idle.settimeout(IDLE_TIMEOUT + 10)  # only a guard: the server must close first
+        started = time.monotonic()
+        assert idle.recv(1) == b""
+        waited = time.monotonic() - started
+    assert IDLE_TIMEOUT * 0.8 <= waited < IDLE_TIMEOUT + 5
+    assert _request(site, "/")[0] == 200
+
+
+def test_a_slow_client_does_not_block_others(site):
+    port = int(site.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHo")  # and then nothing, for now
+        assert _request(site, "/gx/index.html")[0] == 200
+
+
+# ------------------------------------------------ the site files dq.datadocs makes
+
+
+def test_finalize_site_makes_pages_load_local_copies(tmp_path):
+    site = tmp_path / "local_site"
+    deep = site / "validations" / "raw_orders" / "run"
+    deep.mkdir(parents=True)
+    page = (
+        '<script src="https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js" '
+        'integrity="sha384-x" crossorigin="anonymous"></script>'
+        '<link href="https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css">'
+        '<a href="https://greatexpectations.io">GX</a>'
+    )
+    (site / "index.html").write_text(page)
+    (deep / "page.html").write_text(page)
+    assert datadocs.finalize_site(site) == []
+    index, nested = (site / "index.html").read_text(), (deep / "page.html").read_text()
+    assert '<script src="static/vendor/bootstrap/dist/js/bootstrap.min.js"></script>' in index
+    assert '"../../../static/vendor/@fortawesome/fontawesome-free/css/all.min.css"' in nested
+    assert '"https://greatexpectations.io"' in nested  # a link, not an asset
+    vendor = site / "static" / "vendor"
+    assert (vendor / "bootstrap/dist/js/bootstrap.min.js").is_file()
+    # The stylesheet's fonts came along (url(../webfonts/...)).
+    assert (vendor / "@fortawesome/fontawesome-free/webfonts/fa-solid-900.woff2").is_file()
+    assert datadocs.finalize_site(site) == []  # again: nothing left to do
+    assert (site / "index.html").read_text() == index
+
+
+def test_finalize_site_without_node_modules_keeps_cdn_urls(tmp_path, caplog):
+    site = tmp_path / "local_site"
+    site.mkdir()
+    page = '<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>'
+    (site / "index.html").write_text(page)
+    missing = datadocs.finalize_site(site, modules=tmp_path / "no_node_modules")
+    assert missing == ["jquery/dist/jquery.min.js"]
+    assert (site / "index.html").read_text() == page
+    assert "npm ci" in caplog.text
+
+
+def test_escaping_view_renders_values_as_text():
+    """A table of unexpected values, as GX builds it, through the view the site uses."""
+    view = datadocs.EscapingPageView()
+    payload = '<script>alert("x")</script>'
+    block = {
+        "content_block_type": "table",
+        "header_row": ["Unexpected Value", "Count"],
+        "table": [[payload, 1], ['"><img src=x onerror=alert(1)>', 2]],
+        "styling": {"body": {"classes": ["table"]}},
+    }
+    out = view.render_content_block({}, block)
+    assert "<script>alert" not in out and "<img" not in out
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in out
+    listed = view.render_content_block({}, ["<b>bold</b>", {"not": "<i>a block</i>"}])
+    assert "<b>" not in listed and "<i>" not in listed
