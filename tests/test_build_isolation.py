@@ -4,6 +4,7 @@ copies exactly the audited bytes (issue 8, points 1 and 2)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -56,16 +57,42 @@ def clone(tmp_path, bundled_run, monkeypatch) -> Path:
     return root
 
 
-def _reject_many_orders(header, rows):
-    # 150 of 1,686 orders (8.9 %) with an unknown customer: over the 5 % budget.
-    for row in rows[:150]:
-        row[header.index("customer")] = "no-such-customer"
-    return rows
+def _break_orders_and_a_store(root: Path) -> int:
+    """Every 10th order gets a negative subtotal (10 % rejected, over the 5 %
+    budget) and one store an impossible tax rate (the reference tables' budget
+    is 0). Returns the number of broken orders."""
+    broken = []
+
+    def orders(header, rows):
+        subtotal = header.index("subtotal")
+        # A few orders have a zero subtotal, and -0 is not negative: skip those.
+        broken.extend([row for row in rows if row[subtotal] != "0"][::10])
+        for row in broken:
+            row[subtotal] = "-" + row[subtotal]
+
+    rewrite_csv(root / "seeds" / "raw_orders.csv", orders)
+    rewrite_csv(
+        root / "seeds" / "raw_stores.csv",
+        lambda h, rows: [r[:3] + ["1.5"] if i == 0 else r for i, r in enumerate(rows)],
+    )
+    return len(broken)
 
 
-def test_dag_steps_publish_their_own_audited_build_whatever_runs_in_between(clone):
+def _dump(db_path: Path) -> dict[str, list]:
+    with sqlite3.connect(db_path) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        return {t: sorted(db.execute(f'select * from "{t}"').fetchall(), key=repr) for t in tables}
+
+
+def test_a_run_publishes_only_its_own_audited_build_whatever_happens_in_between(clone):
+    """The reproduction of issue 8: DAG steps, then a plain `dbt build` and a CLI
+    run with bad CSVs in between, then the DAG's publish. Also: a failed run is
+    kept for inspection and shows in Data Docs, a build changed after its audit
+    is refused, and a re-run after the failure gives the same warehouse."""
     settings = config.load()
     published = settings.published_db
+    before = sha256(published)
+    good_seeds = {p.name: p.read_bytes() for p in (clone / "seeds").glob("*.csv")}
     # The DAG's run gets as far as its last gate.
     run = pipeline.begin(settings, origin="airflow", airflow_run_id="manual__interleaved")
     for name in BEFORE_PUBLISH:
@@ -80,17 +107,45 @@ def test_dag_steps_publish_their_own_audited_build_whatever_runs_in_between(clon
     )
     assert dev.returncode == 0, dev.stdout[-3000:]
     assert (clone / "dbt_project" / "dev" / "jaffle_shop.db").stat().st_size > 0
-    assert build.fingerprint(run.build.db) == audited
+    assert build.fingerprint(run.build.db) == audited and sha256(published) == before
 
-    # A command-line run with a bad CSV starts and fails its gate in between.
-    rewrite_csv(clone / "seeds" / "raw_orders.csv", _reject_many_orders)
+    # A command-line run with bad CSVs starts and fails its gates in between.
+    n_broken = _break_orders_and_a_store(clone)
     bad = run_cli(clone, "run")
     assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "GATE FAILED (exit 1)" in bad.stdout
     assert "rejected share of raw_orders is at most 5.0%" in bad.stdout
-    with sqlite3.connect(last_build_db(clone)) as db:  # its failed build is kept
-        assert db.execute("select count(*) from rejected_orders").fetchone()[0] == 150
+    assert "rejected share of raw_stores is at most 0.0%" in bad.stdout
+    assert sha256(published) == before
+    # Its build is kept for inspection: the bad rows are in quarantine with their
+    # reason, nothing was dropped.
+    with sqlite3.connect(last_build_db(clone)) as db:
+        reasons = dict(db.execute("select reject_reason, count(*) from rejected_orders group by 1"))
+        raw, clean = db.execute(
+            "select (select count(*) from raw_orders), (select count(*) from stg_orders)"
+        ).fetchone()
+        stores = db.execute("select reject_reason from rejected_stores").fetchall()
+    assert reasons["negative amount"] == n_broken and raw == clean + sum(reasons.values())
+    assert stores == [("tax_rate outside 0..0.25",)]
+    # The failure is in the stored GX result and in Data Docs.
+    results = [
+        json.loads(p.read_text())
+        for p in (clone / "gx" / "uncommitted" / "validations" / "stg_orders").rglob("*.json")
+    ]
+    assert [r["success"] for r in results].count(False) == 1
+    index = (clone / "gx/uncommitted/data_docs/local_site/index.html").read_text()
+    assert "stg_orders" in index and "Failed" in index
 
-    # The DAG's publish publishes its own audited file, byte for byte.
+    # Anyone writing to the DAG's build after its audit: publish refuses.
+    good_build = run.build.db.read_bytes()
+    with sqlite3.connect(run.build.db) as db:
+        db.execute("update orders set order_total = order_total + 1 where rowid = 1")
+    with pytest.raises(pipeline.GateFailed, match="changed after validate_transformed"):
+        pipeline.execute(settings, run.run_id, "publish")
+    assert sha256(published) == before
+
+    # Untouched, the DAG's own audited file is published, byte for byte.
+    run.build.db.write_bytes(good_build)
     pipeline.execute(settings, run.run_id, "publish")
     assert sha256(published) == audited
     with sqlite3.connect(published) as db:
@@ -99,28 +154,40 @@ def test_dag_steps_publish_their_own_audited_build_whatever_runs_in_between(clon
     assert run.status == "published" and run.airflow_run_id == "manual__interleaved"
     assert not run.build.root.exists()  # published builds are removed
 
-
-def test_publish_refuses_a_build_changed_after_its_audit(clone):
-    settings = config.load()
-    before = sha256(settings.published_db)
-    run = pipeline.begin(settings)
-    for name in BEFORE_PUBLISH:
-        pipeline.execute(settings, run.run_id, name)
-    with sqlite3.connect(run.build.db) as db:  # any writer after the last gate
-        db.execute("update orders set order_total = order_total + 1 where rowid = 1")
-    with pytest.raises(pipeline.GateFailed, match="changed after validate_transformed"):
-        pipeline.execute(settings, run.run_id, "publish")
-    assert sha256(settings.published_db) == before
-    run = pipeline.conclude(settings, run.run_id)
-    assert run.exit_code == pipeline.EXIT_GATE
-    assert run.build.root.exists()  # a failed build stays for inspection
+    # With the CSVs mended, a re-run publishes the same warehouse again.
+    expected = _dump(published)
+    for name, data in good_seeds.items():
+        (clone / "seeds" / name).write_bytes(data)
+    again = run_cli(clone, "run")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _dump(published) == expected
 
 
-def test_publish_refuses_when_a_gate_did_not_pass(clone):
-    settings = config.load()
-    run = pipeline.begin(settings)
-    for name in ("preflight", "seed", "validate_raw", "transform"):
-        pipeline.execute(settings, run.run_id, name)
-    # validate_transformed skipped (e.g. a task cleared by hand): nothing to prove.
+def test_publish_refuses_when_a_gate_did_not_pass(tmp_path):
+    """No dbt, no GX: a record without a passed validate_transformed (a task
+    cleared by hand, a step skipped) has nothing to prove; publish refuses."""
+    from dq import steps
+    from dq.record import StepRecord
+
+    settings = config.Settings(
+        root=tmp_path,
+        seeds_dir=tmp_path / "seeds",
+        dbt_project_dir=tmp_path / "dbt_project",
+        profiles_dir=tmp_path,
+        gx_dir=tmp_path / "gx",
+        warehouse_dir=tmp_path / "warehouse",
+    )
+    run = Run(settings=settings, run_id="skipped-gate")
+    run.build.root.mkdir(parents=True)
+    run.build.db.write_bytes(b"a build")
+    audited = build.fingerprint(run.build.db)
+    run.steps = [
+        StepRecord("validate_raw", "ok", 1.0, detail={"audited": audited}),
+        StepRecord("transform", "ok", 1.0, detail={"fingerprint": audited}),
+    ]
     with pytest.raises(pipeline.GateFailed, match="validate_transformed has not passed"):
-        pipeline.execute(settings, run.run_id, "publish")
+        steps.publish(run)
+    run.steps.append(StepRecord("validate_transformed", "failed", 1.0, exit_code=1))
+    with pytest.raises(pipeline.GateFailed, match="validate_transformed has not passed"):
+        steps.publish(run)
+    assert not settings.published_db.exists()
