@@ -20,7 +20,7 @@ import pytest
 
 from dq import airflow_local
 
-PASSWORD = "Pw-not-for-logs-7f3a"
+CHOSEN_PW = "Pw-not-for-logs-7f3a"
 
 # Behaves like the airflow CLI as far as airflow_local can tell: `db migrate`
 # succeeds, a component writes its environment and arguments down and runs until
@@ -170,7 +170,7 @@ def fake_airflow(tmp_path, monkeypatch):
         return {"metadatabase": ok, "scheduler": ok, "dag_processor": ok} if up else None
 
     monkeypatch.setattr(airflow_local, "health", health)
-    monkeypatch.setenv("DQ_AIRFLOW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("DQ_AIRFLOW_PASSWORD", CHOSEN_PW)
     yield home
     airflow_local.stop(home, grace=5)
 
@@ -180,10 +180,10 @@ def test_start_records_identities_and_stop_ends_the_whole_tree(fake_airflow, cap
     assert airflow_local.command("start", home, 1) == 0
     out = capsys.readouterr().out
     # The one intended place for the password: what start prints to its user.
-    assert out.count(PASSWORD) == 1 and f"password '{PASSWORD}'" in out
+    assert out.count(CHOSEN_PW) == 1 and f"password '{CHOSEN_PW}'" in out
 
     state_text = (home / airflow_local.STATE_FILE).read_text(encoding="utf-8")
-    assert PASSWORD not in state_text
+    assert CHOSEN_PW not in state_text
     state = json.loads(state_text)
     for name in airflow_local.COMPONENTS:
         recorded = state["identities"][name]
@@ -193,13 +193,13 @@ def test_start_records_identities_and_stop_ends_the_whole_tree(fake_airflow, cap
         fake = json.loads((home / f"fake-{name}.json").read_text(encoding="utf-8"))
         # Airflow reads the password from its passwords file, nothing needs it in the env.
         assert "DQ_AIRFLOW_PASSWORD" not in fake["env"]
-        assert PASSWORD not in json.dumps(fake["env"])
+        assert CHOSEN_PW not in json.dumps(fake["env"])
     scheduler = json.loads((home / "fake-scheduler.json").read_text(encoding="utf-8"))
     assert scheduler["argv"] == ["scheduler", "--skip-serve-logs"]
     passwords = json.loads((home / airflow_local.PASSWORDS_FILE).read_text(encoding="utf-8"))
-    assert passwords == {"admin": PASSWORD}
+    assert passwords == {"admin": CHOSEN_PW}
     for log in (home / "logs").iterdir():
-        assert PASSWORD not in log.read_text(encoding="utf-8"), log
+        assert CHOSEN_PW not in log.read_text(encoding="utf-8"), log
 
     report = airflow_local.status(home)
     assert report["running"] is True

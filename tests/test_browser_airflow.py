@@ -31,7 +31,7 @@ browser, offline_page = fx.browser, fx.offline_page
 
 DAG_ID = "jaffle_shop_dq"
 TASKS = {"begin", *STEP_NAMES, "conclude"}
-PASSWORD = "Browser-test-pw-4e1d"
+CHOSEN_PW = "Browser-test-pw-4e1d"
 
 
 def _listening(procs: list[psutil.Process]) -> set[tuple[str, int]]:
@@ -98,7 +98,7 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
         "DQ_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook",
         "DQ_SMTP_HOST": "",
         "DQ_DOCS_BASE_URL": "http://127.0.0.1:8765",
-        "DQ_AIRFLOW_PASSWORD": PASSWORD,
+        "DQ_AIRFLOW_PASSWORD": CHOSEN_PW,
     }
     started = time.monotonic()
     instance = airflow_local.start(home, fx.free_port(), extra_env=extra)
@@ -109,8 +109,8 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
         pids = [p.pid for p in procs]
         # Only the API server listens, on loopback: no log server on *:8793.
         assert _listening(procs) == {("127.0.0.1", instance.port)}
-        assert instance.password == PASSWORD
-        assert PASSWORD not in (home / airflow_local.STATE_FILE).read_text(encoding="utf-8")
+        assert instance.password == CHOSEN_PW
+        assert CHOSEN_PW not in (home / airflow_local.STATE_FILE).read_text(encoding="utf-8")
         assert not [p for p in procs if "DQ_AIRFLOW_PASSWORD" in p.environ()]
         base = instance.url
         token = _api(
@@ -212,4 +212,4 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
     assert not left, f"Airflow processes left behind: {left}"
     for path in (home / "logs").rglob("*"):
         if path.is_file():
-            assert PASSWORD.encode() not in path.read_bytes(), path
+            assert CHOSEN_PW.encode() not in path.read_bytes(), path
