@@ -84,6 +84,7 @@ sample: setup ## regenerate the bundled sample in seeds/ (what tests/test_data.p
 
 lock: ## re-pin requirements.txt from requirements.in
 	$(UV) pip compile -q requirements.in -p $(BIN)/python -o requirements.txt --no-header
+	sed -i '1i # Exact pins of requirements.in for Python 3.11 (make lock).' requirements.txt
 
 clean: ## remove build outputs (not the venv)
 	rm -rf warehouse dbt_project/target dbt_project/logs gx/uncommitted/validations gx/uncommitted/data_docs artifacts
