@@ -98,7 +98,8 @@ def acceptance(what: str, reason: str, by: str | None = None) -> dict:
 
 
 def _start_failed(settings: Settings, run_id: str, exc: BaseException, **fields) -> Run:
-    """The record of a run that could not begin, notified; saved when the disk allows."""
+    """The record of a run that could not begin, notified; saved when the disk allows
+    (and never under a run id that is not a safe file name)."""
     run = Run(settings=settings, run_id=run_id, **fields)
     run.steps.append(
         StepRecord(
@@ -110,8 +111,9 @@ def _start_failed(settings: Settings, run_id: str, exc: BaseException, **fields)
         run.exit_code, "environment failure"
     )
     run.finished_at = now_iso()
-    with contextlib.suppress(Exception):
-        run.save()
+    if _safe(run_id):
+        with contextlib.suppress(Exception):
+            run.save()
     _notify(run)
     return run
 
@@ -156,7 +158,7 @@ def begin(
             run = Run(settings=settings, run_id=run_id, owner=process_identity(), **fields)
             run.save()
     except (PipelineError, OSError, Terminated) as exc:
-        failed = _start_failed(settings, run_id if _safe(run_id) else "invalid", exc, **fields)
+        failed = _start_failed(settings, run_id, exc, **fields)
         if isinstance(exc, OSError):
             exc = EnvironmentFailure(f"cannot start the run: {exc}")
         exc.run = failed

@@ -140,6 +140,15 @@ def last_build_db(root: Path) -> Path:
     return Path(record["build_dir"]) / "jaffle_shop.db"
 
 
+def visible_text(page: str) -> str:
+    """What a browser would show of an HTML page, roughly: tags, styles and scripts removed."""
+    import html
+    import re
+
+    page = re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
 def rewrite_csv(path: Path, edit) -> None:
     """Read a CSV as rows, let ``edit(header, rows)`` change them, write it back."""
     import csv

@@ -16,7 +16,7 @@ import pytest
 
 from dq import build, config, pipeline
 from dq.record import Run
-from tests.conftest import REPO, last_build_db, rewrite_csv, run_cli, sha256
+from tests.conftest import REPO, last_build_db, rewrite_csv, run_cli, sha256, visible_text
 
 pytestmark = pytest.mark.slow
 
@@ -71,9 +71,10 @@ def _break_orders_and_a_store(root: Path) -> int:
             row[subtotal] = "-" + row[subtotal]
 
     rewrite_csv(root / "seeds" / "raw_orders.csv", orders)
+    # The last store (Los Angeles) has no orders in the sample: no cascade.
     rewrite_csv(
         root / "seeds" / "raw_stores.csv",
-        lambda h, rows: [r[:3] + ["1.5"] if i == 0 else r for i, r in enumerate(rows)],
+        lambda h, rows: [*rows[:-1], rows[-1][:3] + ["1.5"]],
     )
     return len(broken)
 
@@ -125,7 +126,7 @@ def test_a_run_publishes_only_its_own_audited_build_whatever_happens_in_between(
             "select (select count(*) from raw_orders), (select count(*) from stg_orders)"
         ).fetchone()
         stores = db.execute("select reject_reason from rejected_stores").fetchall()
-    assert reasons["negative amount"] == n_broken and raw == clean + sum(reasons.values())
+    assert reasons == {"negative amount": n_broken} and raw == clean + n_broken
     assert stores == [("tax_rate outside 0..0.25",)]
     # The failure is in the stored GX result and in Data Docs.
     results = [
@@ -133,8 +134,13 @@ def test_a_run_publishes_only_its_own_audited_build_whatever_happens_in_between(
         for p in (clone / "gx" / "uncommitted" / "validations" / "stg_orders").rglob("*.json")
     ]
     assert [r["success"] for r in results].count(False) == 1
-    index = (clone / "gx/uncommitted/data_docs/local_site/index.html").read_text()
-    assert "stg_orders" in index and "Failed" in index
+    bad_run = json.loads((clone / "warehouse" / "runs" / "latest.json").read_text())["run_id"]
+    site = clone / "gx" / "uncommitted" / "data_docs" / "local_site"
+    assert f"'validations/stg_orders/{bad_run}-transformed/" in (site / "index.html").read_text()
+    (page,) = (site / "validations" / "stg_orders" / f"{bad_run}-transformed").rglob("*.html")
+    assert "Expectation Suite: stg_orders Data asset: stg_orders Status: Failed" in visible_text(
+        page.read_text()
+    )
 
     # Anyone writing to the DAG's build after its audit: publish refuses.
     good_build = run.build.db.read_bytes()
