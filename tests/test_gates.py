@@ -202,3 +202,25 @@ def test_an_abandoned_record_is_closed_and_a_live_one_is_not(tmp_path):
     data = json.loads((settings.runs_dir / "gone.json").read_text())
     assert data["status"] == "abandoned" and data["steps"][0]["status"] == "terminated"
     assert json.loads((settings.runs_dir / "alive.json").read_text())["status"] == "running"
+
+
+# ----------------------------------------------------------- publish
+
+
+def test_publish_copies_only_the_audited_bytes(tmp_path):
+    from dq import publish
+
+    build_db, published = tmp_path / "build.db", tmp_path / "warehouse" / "jaffle_shop.db"
+    published.parent.mkdir()
+    published.write_bytes(b"the old warehouse")
+    build_db.write_bytes(b"the audited build")
+    audited = build.fingerprint(build_db)
+    build_db.write_bytes(b"the audited build, changed afterwards")
+    with pytest.raises(publish.NotAudited, match="changed after its audit"):
+        publish.publish(build_db, published, audited)
+    assert published.read_bytes() == b"the old warehouse"
+    assert sorted(p.name for p in published.parent.iterdir()) == ["jaffle_shop.db"]
+    build_db.write_bytes(b"the audited build")
+    publish.publish(build_db, published, audited, keep_old=tmp_path / "broken" / "old.db")
+    assert published.read_bytes() == b"the audited build"
+    assert (tmp_path / "broken" / "old.db").read_bytes() == b"the old warehouse"

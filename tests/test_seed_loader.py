@@ -183,8 +183,6 @@ class Workspace:
         """Run dbt in a subprocess against this workspace; never raises on failure."""
         env = dict(os.environ)
         env.update(
-            # Relative: an absolute seed path makes dbt write the run SQL over the CSV.
-            DQ_SEEDS_DIR="../seeds",
             DQ_BUILD_DB=str(self.db),
             DQ_BUILD_DIR=str(self.build),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
