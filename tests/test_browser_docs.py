@@ -19,7 +19,8 @@ from dq.serve import start_in_thread
 from tests import browser_fixtures as fx
 from tests.conftest import copy_project, run_cli
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# One xdist worker runs the whole module, so its module fixture runs once.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser_docs")]
 
 browser, offline_page = fx.browser, fx.offline_page
 

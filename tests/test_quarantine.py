@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import copy_project, rewrite_csv, run_cli, sha256
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module, so its module fixture runs once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quarantine")]
 
 FUTURE = "2999-01-01T10:00:00"
 
