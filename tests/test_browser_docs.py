@@ -19,8 +19,7 @@ from dq.serve import start_in_thread
 from tests import browser_fixtures as fx
 from tests.conftest import copy_project, run_cli
 
-# One xdist worker runs the whole module, so its module fixture runs once.
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser_docs")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 browser, offline_page = fx.browser, fx.offline_page
 

@@ -12,8 +12,7 @@ import pytest
 
 from tests.conftest import copy_project, rewrite_csv, run_cli, sha256
 
-# One xdist worker runs the whole module, so its module fixture runs once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quarantine")]
+pytestmark = pytest.mark.slow
 
 FUTURE = "2999-01-01T10:00:00"
 

@@ -35,9 +35,6 @@ from pathlib import Path
 
 import pytest
 
-# One xdist worker runs the whole module, so its module fixture runs once.
-pytestmark = pytest.mark.xdist_group("seed_loader")
-
 ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT = ROOT / "dbt_project"
 LOADER = DBT_PROJECT / "macros" / "seed_loader.sql"
