@@ -141,11 +141,24 @@ class Settings:
         }
 
 
+def for_root(root: Path, **overrides) -> Settings:
+    """The project's layout under ``root`` (no environment read): what tests build on."""
+    root = Path(root)
+    layout = {
+        "seeds_dir": root / "seeds",
+        "dbt_project_dir": root / "dbt_project",
+        "profiles_dir": root,
+        "gx_dir": root / "gx",
+        "warehouse_dir": root / "warehouse",
+    }
+    return Settings(root=root, **{**layout, **overrides})
+
+
 def load() -> Settings:
     """Read the environment now (tests change it between runs)."""
     root = _path("DQ_ROOT", PROJECT_ROOT)
-    return Settings(
-        root=root,
+    return for_root(
+        root,
         seeds_dir=_path("DQ_SEEDS_DIR", root / "seeds"),
         dbt_project_dir=_path("DQ_DBT_PROJECT_DIR", root / "dbt_project"),
         profiles_dir=_path("DQ_PROFILES_DIR", root),

@@ -175,14 +175,7 @@ def test_publish_refuses_when_a_gate_did_not_pass(tmp_path):
     from dq import steps
     from dq.record import StepRecord
 
-    settings = config.Settings(
-        root=tmp_path,
-        seeds_dir=tmp_path / "seeds",
-        dbt_project_dir=tmp_path / "dbt_project",
-        profiles_dir=tmp_path,
-        gx_dir=tmp_path / "gx",
-        warehouse_dir=tmp_path / "warehouse",
-    )
+    settings = config.for_root(tmp_path)
     run = Run(settings=settings, run_id="skipped-gate")
     run.build.root.mkdir(parents=True)
     run.build.db.write_bytes(b"a build")

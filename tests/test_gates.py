@@ -16,15 +16,7 @@ from tests.conftest import run_cli
 
 
 def _settings(tmp_path: Path, **overrides) -> config.Settings:
-    base = config.Settings(
-        root=tmp_path,
-        seeds_dir=tmp_path / "seeds",
-        dbt_project_dir=tmp_path / "dbt_project",
-        profiles_dir=tmp_path,
-        gx_dir=tmp_path / "gx",
-        warehouse_dir=tmp_path / "warehouse",
-    )
-    return config.Settings(**{**base.__dict__, **overrides})
+    return config.for_root(tmp_path, **overrides)
 
 
 # ----------------------------------------------------------- row-count gate

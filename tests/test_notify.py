@@ -17,14 +17,7 @@ from dq import config, notify, pipeline
 
 
 def _run(tmp_path: Path, failed: bool) -> pipeline.Run:
-    settings = config.Settings(
-        root=tmp_path,
-        seeds_dir=tmp_path / "seeds",
-        dbt_project_dir=tmp_path / "dbt_project",
-        profiles_dir=tmp_path,
-        gx_dir=tmp_path / "gx",
-        warehouse_dir=tmp_path / "warehouse",
-    )
+    settings = config.for_root(tmp_path)
     run = pipeline.Run(settings=settings, run_id="20261126T120000Z-abcd")
     run.steps.append(pipeline.StepRecord("seed", "ok", 1.0))
     failures = ["rejected share of raw_orders is at most 5.0%"] if failed else []

@@ -143,14 +143,7 @@ def test_a_run_refuses_suites_that_no_longer_match_the_contracts(tmp_path):
     from tests.conftest import copy_project
 
     root = copy_project(tmp_path / "project")
-    settings = config.Settings(
-        root=root,
-        seeds_dir=root / "seeds",
-        dbt_project_dir=root / "dbt_project",
-        profiles_dir=root,
-        gx_dir=root / "gx",
-        warehouse_dir=root / "warehouse",
-    )
+    settings = config.for_root(root)
     assert validate.stale_suites(settings, root / "seeds") == []
     contract = root / "seeds" / "_seeds.yml"
     contract.write_text(
