@@ -45,9 +45,8 @@ screenshots: setup-test ## re-shoot docs/img/*.png (the README's pictures) with 
 lint: setup ## ruff and SQLFluff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@mkdir -p warehouse/build
-	DQ_BUILD_DB=$(CURDIR)/warehouse/build/jaffle_shop.db DQ_BUILD_DIR=$(CURDIR)/warehouse/build \
-	  $(BIN)/sqlfluff lint dbt_project/models
+	DQ_BUILD_DB=$(CURDIR)/dbt_project/dev/jaffle_shop.db DQ_BUILD_DIR=$(CURDIR)/dbt_project/dev \
+	  $(BIN)/sqlfluff lint dbt_project/models  # the dbt templater connects: the dev sandbox
 
 fmt: setup ## apply ruff's formatting
 	$(BIN)/ruff format .
