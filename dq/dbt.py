@@ -41,7 +41,8 @@ class DbtResult:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]):
+def environment(values: dict[str, str]):
+    """Set environment variables for the duration of a block (dbt reads them)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -87,7 +88,7 @@ def invoke(settings: Settings, build: Build, *args: str) -> DbtResult:
     # result (below) and the run record; the debug log goes to the build's logs/.
     # A log file on a full disk must not print a traceback per line either.
     logging.raiseExceptions = False
-    with _environment(settings.dbt_env(build)):
+    with environment(settings.dbt_env(build)):
         outcome = dbtRunner().invoke([*command, "--log-level", "none", "--no-use-colors"])
     if outcome.exception is not None and not isinstance(outcome.exception, Exception):
         raise outcome.exception  # SIGTERM, Ctrl-C, a task timeout: not dbt's failure

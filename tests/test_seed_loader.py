@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import random
 import shutil
 import sqlite3
@@ -193,24 +192,17 @@ class Workspace:
         on failure. In-process saves dbt's import time on every call."""
         from dbt.cli.main import dbtRunner
 
+        from dq.dbt import environment
+
         env = {
             "DQ_BUILD_DB": str(self.db),
             "DQ_BUILD_DIR": str(self.build),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            with _variable_limit(variable_limit):
-                result = dbtRunner().invoke(
-                    [*args, "--project-dir", str(self.project), "--profiles-dir", str(ROOT)]
-                )
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with environment(env), _variable_limit(variable_limit):
+            result = dbtRunner().invoke(
+                [*args, "--project-dir", str(self.project), "--profiles-dir", str(ROOT)]
+            )
         messages = [str(n.message or "") for n in getattr(result.result, "results", None) or []]
         if result.exception is not None:
             messages.append(str(result.exception))
