@@ -11,17 +11,18 @@ YEARS ?= 1
 SEED ?= 42
 
 .PHONY: help setup setup-ui setup-test demo run test lint fmt docs serve airflow airflow-stop \
-	airflow-status screenshots data sample bench bench-quick lock clean gx-suites
+	airflow-status screenshots data sample bench bench-quick lock clean sync
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-setup: ## create .venv and install the pinned requirements and the dq package
+setup: ## create .venv, install the pinned requirements and the dq package, generate the source models
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(UV) --version >/dev/null 2>&1 || { $(BIN)/python -m ensurepip -q >/dev/null 2>&1; \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; }
 	@$(UV) pip install --quiet -p $(BIN)/python -r requirements.txt
 	@$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
+	@$(BIN)/python -m dq sync >/dev/null
 
 setup-ui: ## pinned front-end assets so GX Data Docs render offline (npm ci)
 	@test -d node_modules/bootstrap || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -72,8 +73,8 @@ bench: setup ## dbt seed: stock dbt-sqlite vs project loader vs sqlite3 .import 
 bench-quick: setup ## a 30-second smoke run of the seed benchmark
 	$(BIN)/python bench/bench_seeds.py --quick
 
-gx-suites: setup ## regenerate gx/expectations/*.json from dq/suites.py
-	$(BIN)/python -c "from dq import config, validate; validate.register(config.load())"
+sync: setup ## regenerate dbt_project/generated/ from the source declarations seeds/*.yml
+	$(BIN)/python -m dq sync
 
 data: setup ## reproducible benchmark data: make data YEARS=1 -> .cache/data/years-1
 	$(BIN)/python -m dq data --years $(YEARS) --seed $(SEED) --out .cache/data/years-$(YEARS) --overwrite

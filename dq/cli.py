@@ -38,7 +38,7 @@ def _inspection(settings, run_id: str | None):
     for writing, and the copy is removed afterwards)."""
     import shutil
 
-    from dq import build
+    from dq import build, generate
     from dq.record import Run, check_run_id, new_run_id
 
     if run_id:
@@ -57,10 +57,21 @@ def _inspection(settings, run_id: str | None):
         build.snapshot_seeds(
             settings.seeds_dir, workspace, [p.name for p in settings.seeds_dir.iterdir()]
         )
+        generate.for_build(workspace)
         shutil.copyfile(settings.published_db, workspace.db)
         yield run
     finally:
         shutil.rmtree(workspace.root, ignore_errors=True)
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from dq import generate
+
+    settings = config.load()
+    written = generate.sync(settings)
+    folder = settings.dbt_project_dir / generate.GENERATED
+    print(f"{folder}: {len(written)} files from {len(written) // 4} source declarations")
+    return pipeline.EXIT_OK
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -196,8 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why (required with --accept; kept in the run record)")
     p.set_defaults(func=_cmd_run)
 
-    p = verb("preflight", "check the raw CSVs and seeds/_seeds.yml against the contracts only")
+    p = verb("preflight", "check the declarations (seeds/*.yml) and the raw CSVs against them only")
     p.set_defaults(func=_cmd_preflight)
+
+    p = verb(
+        "sync",
+        "regenerate dbt_project/generated/ from seeds/*.yml (for a plain `dbt build`;"
+        " a run generates its own)",
+    )
+    p.set_defaults(func=_cmd_sync)
 
     p = verb("validate", "run the GX checkpoints on the published warehouse (or a run's build)")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""Check every raw CSV against its contract before anything is loaded.
+"""Check every raw CSV against its declaration before anything is loaded.
 
 Problems are reported as ``file:line:column: message`` (1-based, lines as an
 editor shows them), all files at once, so that one run tells the whole story.
@@ -15,28 +15,22 @@ file, followed by the exact count of the rest.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-# Problem and BadInput live in dq.contracts (the contract file reports its
+# Problem and BadInput live in dq.contracts (the declarations report their
 # problems the same way); they are re-exported here, where callers look.
-from dq.contracts import (
-    CONTRACT_FILE,
-    BadInput,
-    Contract,
-    ContractError,
-    Problem,
-    load_contracts,
-)
+from dq.contracts import BadInput, ContractError, Problem
+from dq.sources import Source, load_sources
 
 __all__ = ["BadInput", "ContractError", "Problem", "check_all", "check_file"]
 
-DELIMITER = ","
 #: What a wrong delimiter usually is (what ``csv.Sniffer`` was asked to find).
-OTHER_DELIMITERS = ";\t|"
+DELIMITERS = ",;\t|"
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_COLUMNS = 4096
@@ -82,23 +76,29 @@ class _Problems:
         return [*self.listed, Problem(self.path, None, None, more)]
 
 
-def _column(line: bytes, offset: int) -> int:
+def _column(line: bytes, offset: int, encoding: str = "utf-8") -> int:
     """1-based character column of byte ``offset`` in ``line``."""
-    return len(line[:offset].decode("utf-8", errors="replace")) + 1
+    return len(line[:offset].decode(encoding, errors="replace")) + 1
 
 
-def _decode(path: Path, number: int, line: bytes) -> str:
+def _label(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name == "utf-8" else name
+
+
+def _decode(path: Path, number: int, line: bytes, encoding: str = "utf-8") -> str:
     """One line as text; an invalid byte stops the file with its position."""
     try:
-        return line.decode("utf-8")
+        return line.decode(encoding)
     except UnicodeDecodeError as exc:
         byte = line[exc.start : exc.start + 1].hex()
         raise _Stop(
             Problem(
                 path,
                 number,
-                _column(line, exc.start),
-                f"not valid UTF-8 (byte 0x{byte}); save the file as UTF-8",
+                _column(line, exc.start, encoding),
+                f"not valid {_label(encoding)} (byte 0x{byte}); save the file as"
+                f" {_label(encoding)} or declare its encoding (file: encoding:)",
             )
         ) from None
 
@@ -112,7 +112,7 @@ def _readline(fh: BinaryIO, limit: int) -> tuple[bytes, bool]:
     return line, False
 
 
-def _text_lines(path: Path, fh: BinaryIO, first: str) -> Iterator[str]:
+def _text_lines(path: Path, fh: BinaryIO, first: str, encoding: str) -> Iterator[str]:
     """``first`` (the decoded header line), then every further line as text,
     each read with a bounded ``readline`` so that memory stays bounded too."""
     yield from _split_lone_cr(first)
@@ -131,7 +131,7 @@ def _text_lines(path: Path, fh: BinaryIO, first: str) -> Iterator[str]:
                     f"line is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?",
                 )
             )
-        yield from _split_lone_cr(_decode(path, number, line))
+        yield from _split_lone_cr(_decode(path, number, line, encoding))
 
 
 def _split_lone_cr(line: str) -> list[str]:
@@ -140,16 +140,16 @@ def _split_lone_cr(line: str) -> list[str]:
     return [piece for piece in _AFTER_LONE_CR.split(line) if piece]
 
 
-def _other_delimiter(header_line: str) -> str | None:
-    """The likeliest delimiter when the header has no comma outside quotes.
+def _other_delimiter(header_line: str, delimiter: str, columns: int) -> str | None:
+    """The likeliest delimiter when the header lacks the declared one outside quotes.
 
     Linear: splitting on '"' leaves the text outside quotes at even positions
     ("" inside a quoted field toggles twice, so it stays inside).
     """
     outside = "".join(header_line.split('"')[::2])
-    if DELIMITER in outside:
+    if delimiter in outside or columns == 1:
         return None
-    counts = {d: outside.count(d) for d in OTHER_DELIMITERS}
+    counts = {d: outside.count(d) for d in DELIMITERS if d != delimiter}
     best = max(counts, key=counts.get)
     return best if counts[best] else None
 
@@ -162,8 +162,8 @@ def _is_blank(fh: BinaryIO) -> bool:
     return True
 
 
-def _check_header(path: Path, header: list[str], contract: Contract, problems: _Problems) -> None:
-    expected = list(contract.columns)
+def _check_header(path: Path, header: list[str], source: Source, problems: _Problems) -> None:
+    expected = list(source.headers)
     if header == expected:
         return
     found = len(problems.listed) + problems.unlisted
@@ -194,9 +194,20 @@ def _check_header(path: Path, header: list[str], contract: Contract, problems: _
         problems.add(
             Problem(path, 1, None, f"columns out of order; expected {', '.join(expected)}")
         )
+    if len(problems.listed) < problems.limit:
+        problems.add(
+            Problem(
+                path,
+                1,
+                None,
+                f"the header differs from {source.path.name}: if the file changed shape on"
+                f" purpose, `python -m dq add-source {path.name} --update` proposes the new"
+                " declaration",
+            )
+        )
 
 
-def _read_header_line(path: Path, fh: BinaryIO) -> str:
+def _read_header_line(path: Path, fh: BinaryIO, encoding: str) -> str:
     """The first line as text (after a BOM, if any); refuses one over the cap."""
     if fh.read(len(_BOM)) != _BOM:
         fh.seek(0)
@@ -211,11 +222,11 @@ def _read_header_line(path: Path, fh: BinaryIO) -> str:
                 "is this a CSV file with a header?",
             )
         )
-    return _decode(path, 1, head)
+    return _decode(path, 1, head, encoding)
 
 
-def _check_rows(path: Path, fh: BinaryIO, contract: Contract, problems: _Problems) -> None:
-    first = _read_header_line(path, fh)
+def _check_rows(path: Path, fh: BinaryIO, source: Source, problems: _Problems) -> None:
+    first = _read_header_line(path, fh, source.encoding)
     if not first.strip():
         if _is_blank(fh):
             problems.add(
@@ -224,11 +235,21 @@ def _check_rows(path: Path, fh: BinaryIO, contract: Contract, problems: _Problem
         else:
             problems.add(Problem(path, 1, None, "line 1 is blank; expected the header"))
         return
-    other = _other_delimiter(first)
+    delimiter = source.delimiter
+    other = _other_delimiter(first, delimiter, len(source.columns))
     if other:
-        problems.add(Problem(path, 1, None, f"delimiter is {other!r}; expected {DELIMITER!r}"))
+        problems.add(
+            Problem(
+                path,
+                1,
+                None,
+                f"delimiter is {other!r}; {source.path.name} declares {delimiter!r}",
+            )
+        )
         return
-    reader = csv.reader(_text_lines(path, fh, first), delimiter=DELIMITER, strict=True)
+    reader = csv.reader(
+        _text_lines(path, fh, first, source.encoding), delimiter=delimiter, strict=True
+    )
     try:
         header = next(reader)
     except csv.Error as exc:
@@ -241,11 +262,11 @@ def _check_rows(path: Path, fh: BinaryIO, contract: Contract, problems: _Problem
                 1,
                 MAX_COLUMNS + 1,
                 f"{len(header)} columns; at most {MAX_COLUMNS} are accepted "
-                f"(the contract has {len(contract.columns)})",
+                f"({source.path.name} declares {len(source.columns)})",
             )
         )
         return
-    _check_header(path, header, contract, problems)
+    _check_header(path, header, source, problems)
     if problems:
         return
     rows = 0
@@ -270,7 +291,7 @@ def _check_rows(path: Path, fh: BinaryIO, contract: Contract, problems: _Problem
         problems.add(Problem(path, None, None, "header only: the file has no data rows"))
 
 
-def check_file(path: Path, contract: Contract) -> list[Problem]:
+def check_file(path: Path, source: Source) -> list[Problem]:
     """All problems of one CSV file (an empty list when it is fine).
 
     Streams the file: time is linear in its size and memory bounded by
@@ -280,9 +301,9 @@ def check_file(path: Path, contract: Contract) -> list[Problem]:
     problems = _Problems(path)
     try:
         with open(path, "rb") as fh:
-            _check_rows(path, fh, contract, problems)
+            _check_rows(path, fh, source, problems)
     except FileNotFoundError:
-        return [Problem(path, None, None, f"file is missing (contract {contract.name})")]
+        return [Problem(path, None, None, f"file is missing (declared by {source.path.name})")]
     except IsADirectoryError:
         return [Problem(path, None, None, "is a folder, not a file")]
     except OSError as exc:  # permissions, I/O errors: still bad input, not a traceback
@@ -293,22 +314,42 @@ def check_file(path: Path, contract: Contract) -> list[Problem]:
 
 
 def check_all(seeds_dir: Path) -> dict[str, int]:
-    """Check the contract file and every contracted CSV; raise :class:`BadInput`
-    (:class:`ContractError` for the contract file) listing every problem.
+    """Check every declaration and every declared CSV; raise :class:`BadInput`
+    (:class:`ContractError` for a declaration) listing every problem.
 
-    Returns the byte size per file for the run summary.
+    Returns the byte size per raw table for the run summary.
     """
     seeds_dir = Path(seeds_dir)
-    contracts = load_contracts(seeds_dir)
+    sources = load_sources(seeds_dir)
     problems: list[Problem] = []
-    for contract in contracts.values():
-        problems += check_file(seeds_dir / contract.file_name, contract)
-    known = {c.file_name for c in contracts.values()}
+    for source in sources.values():
+        problems += check_file(seeds_dir / source.csv_name, source)
+    known = {s.csv_name for s in sources.values()}
     for path in sorted(seeds_dir.glob("*.csv")):
         if path.name not in known:
             problems.append(
-                Problem(path, None, None, f"no contract for this file in {CONTRACT_FILE}")
+                Problem(
+                    path,
+                    None,
+                    None,
+                    "no declaration for this file: name it raw_<noun>.csv beside a <noun>.yml,"
+                    " or run `python -m dq add-source <file>`",
+                )
             )
     if problems:
         raise BadInput(problems)
-    return {c.name: (seeds_dir / c.file_name).stat().st_size for c in contracts.values()}
+    return {s.raw_table: (seeds_dir / s.csv_name).stat().st_size for s in sources.values()}
+
+
+def to_utf8(path: Path, encoding: str) -> None:
+    """Re-encode a checked file to UTF-8 in place (dbt reads UTF-8 only); streamed."""
+    if codecs.lookup(encoding).name == "utf-8":
+        return
+    temporary = path.with_name(path.name + ".utf8")
+    with (
+        open(path, encoding=encoding, newline="") as source,
+        open(temporary, "w", encoding="utf-8", newline="") as target,
+    ):
+        while chunk := source.read(1 << 20):
+            target.write(chunk)
+    temporary.replace(path)

@@ -22,7 +22,6 @@ from dataclasses import asdict
 
 from dq import build as build_mod
 from dq import preflight as preflight_mod
-from dq.contracts import CONTRACT_FILE, load_contracts
 from dq.errors import (
     BadInput,
     EnvironmentFailure,
@@ -33,6 +32,7 @@ from dq.errors import (
 )
 from dq.lock import warehouse_lock
 from dq.record import Run, StepRecord, process_identity
+from dq.sources import declaration_paths, load_sources
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,16 @@ def _expect_unchanged(run: Run, after: str, key: str) -> str:
 
 
 def preflight(run: Run) -> StepRecord:
-    """Snapshot the CSVs and contracts into the build, then check every file
-    against its contract (file, line, column on failure)."""
+    """Snapshot the CSVs and their declarations into the build, check every
+    file against its declaration (file, line, column on failure), then
+    generate the run's dbt models from the declarations it checked."""
+    from dq import generate
 
     def body(record: StepRecord) -> None:
         source = run.settings.seeds_dir
         snapshot = run.build.seeds_dir
-        names = [CONTRACT_FILE] + sorted(p.name for p in source.glob("*.csv"))
+        names = [p.name for p in declaration_paths(source)]
+        names += sorted(p.name for p in source.glob("*.csv"))
         build_mod.snapshot_seeds(source, run.build, names)
         try:
             sizes = preflight_mod.check_all(snapshot)
@@ -131,6 +134,8 @@ def preflight(run: Run) -> StepRecord:
             record.detail["problems"] = [str(p) for p in problems]
             raise BadInput("bad input files:\n  " + "\n  ".join(record.detail["problems"])) from exc
         record.detail["bytes"] = sizes
+        for declared in generate.for_build(run.build).values():
+            preflight_mod.to_utf8(snapshot / declared.csv_name, declared.encoding)
 
     return timed(run, "preflight", body)
 
@@ -203,8 +208,8 @@ def transform(run: Run) -> StepRecord:
         counts = table_counts(run.build.db)
         record.detail["rows"] = {k: v for k, v in counts.items() if not k.startswith("raw_")}
         record.detail["rejected"] = {
-            c.name: counts.get(c.rejected_table, 0)
-            for c in load_contracts(run.build.seeds_dir).values()
+            s.raw_table: counts.get(s.rejected_table, 0)
+            for s in load_sources(run.build.seeds_dir).values()
         }
         if result.errors:
             # A model or test that could not run is the code or the tool, not the data.

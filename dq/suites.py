@@ -1,22 +1,30 @@
-"""Great Expectations suites, declared in code: one suite per table, named after it.
+"""Great Expectations suites, generated from the source declarations.
 
-Raw suites check what the file contract promises (columns, non-empty) as
-``critical`` and watch raw quality (keys, numbers-as-text) as ``warning``:
-bad rows are quarantined by staging, so they must be visible but must not stop
-the run on their own. Transformed suites hold the cleaned tables to their
-promises (types, keys, ranges, reconciliation with raw + rejected, the
-rejected-share budget) as ``critical``: any failure there stops publishing.
+One suite per table, named after it, built fresh for every run from the
+declarations that run checked (:mod:`dq.sources`, docs/sources.md):
 
+* ``raw_<noun>``: the file contract (columns in order, not empty) is
+  ``critical``; key quality is watched (``warning``): bad rows are quarantined
+  by dbt, so they must be visible but do not stop the run on their own.
+* ``stg_<noun>``: the clean layer is held to every declared rule (types, key,
+  required, values, pattern, range, references, custom rules), to nothing
+  lost (raw = clean + rejected) and to the rejected-share budget, all
+  ``critical``. dbt routes rows with the same declared rules; GX gates.
+* ``rejected_<noun>``: every row has a reason; its size is shown.
+* marts: not empty. Their rules are dbt tests (``models/marts/*.yml``).
+
+Each rule's literal lives in the declaration; nothing here repeats one.
 Every expectation type used here is exercised on SQLite by the tests.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import great_expectations.expectations as gxe
 
-from dq.contracts import Contract
+from dq.sources import Column, Source
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -25,21 +33,17 @@ WARNING = "warning"
 TEXT = ["TEXT", "VARCHAR", "CHARACTER VARYING"]
 INTEGER = ["INTEGER", "INT", "BIGINT"]
 NUMBER = ["REAL", "FLOAT", "NUMERIC", "DECIMAL", "DOUBLE PRECISION"]
-
-ISO_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$"
-WHOLE_NUMBER = r"^-?[0-9]+$"
-
-
-def _types(columns: dict[str, list[str]]) -> list[gxe.Expectation]:
-    return [gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=t) for c, t in columns.items()]
-
-
-def _keys(*columns: str) -> list[gxe.Expectation]:
-    out: list[gxe.Expectation] = []
-    for column in columns:
-        out.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
-        out.append(gxe.ExpectColumnValuesToBeUnique(column=column))
-    return out
+CLEAN_TYPES = {
+    "text": TEXT,
+    "date": TEXT,
+    "timestamp": TEXT,
+    "integer": INTEGER,
+    "boolean": INTEGER,
+    "decimal": NUMBER,
+    "money": NUMBER,
+}
+#: How SQLite spells "now" in the canonical text staging stores.
+NOW = {"date": "date('now')", "timestamp": "datetime('now')"}
 
 
 def _rows(description: str, query: str, severity: str = CRITICAL) -> gxe.Expectation:
@@ -49,196 +53,223 @@ def _rows(description: str, query: str, severity: str = CRITICAL) -> gxe.Expecta
     )
 
 
-def _timestamps(*columns: str) -> list[gxe.Expectation]:
-    # Staging stores canonical 'YYYY-MM-DD HH:MM:SS' text (SQLite has no
-    # timestamp type); datetime() round-trips exactly those values.
-    return [
-        _rows(
-            f"{c} is a canonical 'YYYY-MM-DD HH:MM:SS' timestamp",
-            f"select * from {{batch}} where {c} is null or datetime({c}) is not {c}",
-        )
-        for c in columns
+def _canonical(column: str, kind: str) -> gxe.Expectation:
+    # SQLite has no date type: staging stores canonical text, which
+    # date()/datetime() return unchanged.
+    function = "datetime" if kind == "timestamp" else "date"
+    shape = "YYYY-MM-DD HH:MM:SS" if kind == "timestamp" else "YYYY-MM-DD"
+    return _rows(
+        f"{column} is a canonical '{shape}' {kind}",
+        f"select * from {{batch}} where {column} is not null"
+        f" and {function}({column}) is not {column}",
+    )
+
+
+def _key(columns: list[str], severity: str = CRITICAL) -> list[gxe.Expectation]:
+    out: list[gxe.Expectation] = [
+        gxe.ExpectColumnValuesToNotBeNull(column=c, severity=severity) for c in columns
     ]
+    if len(columns) == 1:
+        out.append(gxe.ExpectColumnValuesToBeUnique(column=columns[0], severity=severity))
+    elif columns:
+        out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns, severity=severity))
+    return out
 
 
-def raw_suite(contract: Contract) -> list[gxe.Expectation]:
-    """Raw table: the contract is critical, row quality is watched (warning)."""
-    expectations: list[gxe.Expectation] = [
-        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(contract.columns)),
+INTEGER_TEXT = r"-?[0-9]+"
+DECIMAL_TEXT = r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+ISO_DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+ISO_TIMESTAMP_TEXT = ISO_DATE_TEXT + r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
+
+
+def text_shape(column: Column) -> str | None:
+    """A regular expression for the text a raw cell of this column holds when it
+    can be clean, or None for free text. It shows bad raw values in Data Docs;
+    the rule itself is applied by dbt (dq_clean_value) and audited on the clean table."""
+    kind = column.type
+    if kind == "integer" or (kind == "money" and column.unit == "cents"):
+        return INTEGER_TEXT
+    if kind in ("decimal", "money"):
+        return DECIMAL_TEXT
+    if kind == "boolean":
+        words = sorted({*column.true_values, *column.false_values}, key=len, reverse=True)
+        return "(?i)(" + "|".join(re.escape(w) for w in words) + ")"
+    if kind in NOW and column.format == "iso":
+        return ISO_TIMESTAMP_TEXT if kind == "timestamp" else ISO_DATE_TEXT
+    if kind in NOW:
+        parts = re.split(r"(%[YmdHMS])", column.format)
+        return "".join(
+            ("[0-9]{4}" if p == "%Y" else "[0-9]{2}")
+            if p.startswith("%") and len(p) == 2
+            else re.escape(p)
+            for p in parts
+            if p
+        )
+    return column.pattern
+
+
+def raw_suite(source: Source) -> list[gxe.Expectation]:
+    """Raw table: the file contract is critical; key quality and the text shape
+    of typed columns are watched (warning: dbt quarantines such rows)."""
+    out: list[gxe.Expectation] = [
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(source.headers)),
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        *_key(list(source.key), severity=WARNING),
     ]
-    for column in contract.primary_key:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, severity=WARNING))
-    if len(contract.primary_key) == 1:
-        expectations.append(
-            gxe.ExpectColumnValuesToBeUnique(column=contract.primary_key[0], severity=WARNING)
-        )
-    else:
-        expectations.append(
-            gxe.ExpectCompoundColumnsToBeUnique(
-                column_list=list(contract.primary_key), severity=WARNING
+    nulls = "".join(f"|{re.escape(n)}" for n in source.nulls)
+    for column in source.columns:
+        shape = text_shape(column)
+        if shape is None:
+            continue
+        flags = "(?i)" if shape.startswith("(?i)") else ""
+        shape = shape.removeprefix("(?i)")
+        out.append(
+            gxe.ExpectColumnValuesToMatchRegex(
+                column=column.header,
+                regex=rf"{flags}^\s*(?:{shape}{nulls})?\s*$",
+                severity=WARNING,
             )
         )
-    return expectations
+    return out
 
 
-#: Extra raw checks per source, on top of the contract.
-RAW_EXTRA: dict[str, list[gxe.Expectation]] = {
-    "raw_orders": [
-        gxe.ExpectColumnValuesToMatchRegex(column=c, regex=WHOLE_NUMBER, severity=WARNING)
-        for c in ("subtotal", "tax_paid", "order_total")
+def _column_rules(column: Column, sources: dict[str, Source]) -> list[gxe.Expectation]:
+    name, kind = column.name, column.type
+    out: list[gxe.Expectation] = [
+        gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=CLEAN_TYPES[kind])
     ]
-    + [
-        gxe.ExpectColumnValuesToMatchRegex(
-            column="ordered_at", regex=ISO_TIMESTAMP, severity=WARNING
+    if column.required:
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=name))
+    if column.values is not None:
+        values = [v.lower() for v in column.values] if column.lowercase else list(column.values)
+        out.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=values))
+    if column.pattern is not None:
+        out.append(gxe.ExpectColumnValuesToMatchRegex(column=name, regex=f"^(?:{column.pattern})$"))
+    if kind == "boolean":
+        out.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[0, 1]))
+    for flag, _ in column.indicators:
+        out.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[0, 1]))
+    if kind in ("integer", "decimal", "money") and (column.min, column.max) != (None, None):
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=name, min_value=column.min, max_value=column.max
+            )
         )
-    ],
-    "raw_products": [
-        gxe.ExpectColumnValuesToMatchRegex(column="price", regex=WHOLE_NUMBER, severity=WARNING)
-    ],
-    "raw_supplies": [
-        gxe.ExpectColumnValuesToMatchRegex(column="cost", regex=WHOLE_NUMBER, severity=WARNING)
-    ],
-}
+    if kind in NOW:
+        out.append(_canonical(name, kind))
+        for bound, op in ((column.min, "<"), (column.max, ">")):
+            if bound is None:
+                continue
+            # Bounds are `now` or ISO texts (checked by dq.sources): safe literals.
+            value = NOW[kind] if bound == "now" else f"'{bound}'"
+            word = "before" if op == "<" else "after"
+            out.append(
+                _rows(
+                    f"{name} is not {word} {bound}",
+                    f"select * from {{batch}} where {name} {op} {value}",
+                )
+            )
+    if column.references is not None:
+        target = sources[column.references]
+        key = target.clean_key[0]
+        out.append(
+            _rows(
+                f"every {name} is a clean {column.references} {key}",
+                f"select * from {{batch}} where {name} is not null and {name} not in"
+                f" (select {key} from {target.clean_table} where {key} is not null)",
+            )
+        )
+    return out
 
 
-def staging_suite(contract: Contract) -> list[gxe.Expectation]:
-    """Clean table of one source: reconciliation and the rejected-share budget."""
-    rejected = contract.rejected_table
-    share = contract.max_rejected_share
-    return [
+def clean_suite(source: Source, sources: dict[str, Source]) -> list[gxe.Expectation]:
+    """Clean table of one source: every declared rule, nothing lost, the budget."""
+    raw, rejected, share = source.raw_table, source.rejected_table, source.max_rejected_share
+    out: list[gxe.Expectation] = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
         _rows(
-            f"nothing lost: rows in {contract.name} = rows here + rows in {rejected}",
-            f"select * from (select (select count(*) from {contract.name}) as raw_rows,"
+            f"nothing lost: rows in {raw} = rows here + rows in {rejected}",
+            f"select * from (select (select count(*) from {raw}) as raw_rows,"
             f" (select count(*) from {{batch}}) as clean_rows,"
             f" (select count(*) from {rejected}) as rejected_rows)"
             f" where raw_rows <> clean_rows + rejected_rows",
         ),
         _rows(
-            f"rejected share of {contract.name} is at most {share:.1%}",
+            f"rejected share of {raw} is at most {share:.1%}",
             f"select * from (select (select count(*) from {rejected}) as rejected_rows,"
             f" (select count(*) from {{batch}}) as clean_rows)"
             f" where rejected_rows > {share!r} * (clean_rows + rejected_rows)",
         ),
+        *_key(list(source.clean_key)),
     ]
+    for column in source.columns:
+        out += _column_rules(column, sources)
+    for rule in source.rules:
+        out.append(
+            _rows(
+                f"no clean row breaks the rule: {rule.name}",
+                f"select * from {{batch}} where ({rule.reject_if})",
+            )
+        )
+    return out
 
 
-#: Transformed tables: their own rules (the staging ones add staging_suite).
-TRANSFORMED: dict[str, list[gxe.Expectation]] = {
-    "stg_customers": [
-        *_types({"customer_id": TEXT, "customer_name": TEXT}),
-        *_keys("customer_id"),
-        _rows(
-            "names are trimmed", "select * from {batch} where customer_name <> trim(customer_name)"
-        ),
-    ],
-    "stg_locations": [
-        *_types({"location_id": TEXT, "tax_rate": NUMBER, "opened_at": TEXT}),
-        *_keys("location_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="tax_rate", min_value=0, max_value=0.25),
-        *_timestamps("opened_at"),
-    ],
-    "stg_products": [
-        *_types({"product_id": TEXT, "product_price": NUMBER, "is_food_item": INTEGER}),
-        *_keys("product_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="product_type", value_set=["jaffle", "beverage"]),
-        gxe.ExpectColumnValuesToBeBetween(column="product_price", min_value=0),
-    ],
-    "stg_supplies": [
-        *_types({"supply_uuid": TEXT, "supply_cost": NUMBER, "is_perishable_supply": INTEGER}),
-        *_keys("supply_uuid"),
-        gxe.ExpectColumnValuesToBeBetween(column="supply_cost", min_value=0),
-    ],
-    "stg_orders": [
-        *_types({"order_id": TEXT, "subtotal": NUMBER, "tax_paid": NUMBER, "order_total": NUMBER}),
-        *_keys("order_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="order_total", min_value=0),
-        _rows(
-            "subtotal + tax_paid = order_total",
-            "select * from {batch} where abs(subtotal + tax_paid - order_total) >= 0.005",
-        ),
-        *_timestamps("ordered_at"),
-    ],
-    "stg_order_items": [
-        *_types({"order_item_id": TEXT, "order_id": TEXT, "product_id": TEXT}),
-        *_keys("order_item_id"),
-        _rows(
-            "every item belongs to a clean order",
-            "select * from {batch} where order_id not in (select order_id from stg_orders)",
-        ),
-    ],
-    "orders": [
-        *_types(
-            {
-                "order_id": TEXT,
-                "order_total": NUMBER,
-                "order_cost": NUMBER,
-                "count_order_items": INTEGER,
-                "customer_order_number": INTEGER,
-            }
-        ),
-        *_keys("order_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="customer_order_number", min_value=1),
-        gxe.ExpectColumnValuesToBeInSet(column="is_food_order", value_set=[0, 1]),
-        _rows(
-            "every clean order reaches the mart",
-            "select * from (select (select count(*) from {batch}) as n,"
-            " (select count(*) from stg_orders) as m) where n <> m",
-        ),
-        *_timestamps("ordered_at"),
-    ],
-    "order_items": [
-        *_types({"order_item_id": TEXT, "product_price": NUMBER, "supply_cost": NUMBER}),
-        *_keys("order_item_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="product_price", min_value=0),
-    ],
-    "customers": [
-        *_types({"customer_id": TEXT, "lifetime_spend": NUMBER, "count_lifetime_orders": INTEGER}),
-        *_keys("customer_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="customer_type", value_set=["new", "returning"]),
-        gxe.ExpectColumnValuesToBeBetween(column="lifetime_spend", min_value=0),
-        _rows(
-            "lifetime spend equals the sum of the customer's orders",
-            "select * from {batch} where customer_id in (select customers.customer_id"
-            " from customers left join (select customer_id, sum(order_total) as spend"
-            " from orders group by customer_id) as spend"
-            " on spend.customer_id = customers.customer_id"
-            " where abs(customers.lifetime_spend - coalesce(spend.spend, 0)) >= 0.005)",
-        ),
-    ],
-}
-
-
-def rejected_suite(contract: Contract) -> list[gxe.Expectation]:
+def rejected_suite(source: Source) -> list[gxe.Expectation]:
     """Quarantine table: its row count is shown in Data Docs; every row has a reason.
 
-    The budget itself is enforced on the staging table (see staging_suite).
+    The budget itself is enforced on the clean table (see clean_suite).
     """
     return [
         gxe.ExpectTableRowCountToBeBetween(
             min_value=0,
-            description=f"rows of {contract.name} quarantined (shown for monitoring)",
+            description=f"rows of {source.raw_table} quarantined (shown for monitoring)",
             severity="info",
         ),
         gxe.ExpectColumnValuesToNotBeNull(column="reject_reason"),
-        gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*contract.columns, "reject_reason"]),
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*source.headers, "reject_reason"]),
     ]
 
 
-def declare(contracts: Iterable[Contract]) -> dict[str, dict[str, list[gxe.Expectation]]]:
+def mart_suite(name: str) -> list[gxe.Expectation]:
+    return [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+
+
+def notes(source: Source, table: str) -> list[str]:
+    """The declaration's descriptions, for the suite's page in Data Docs."""
+    lines = [
+        source.description or f"The {source.noun} source.",
+        f"Declared in seeds/{source.noun}.yml.",
+    ]
+    if table == source.clean_table:
+        for column in source.columns:
+            text = f"{column.name} ({column.type})"
+            if column.description:
+                text += f": {column.description}"
+            lines.append(text)
+    return lines
+
+
+def declare(
+    sources: dict[str, Source], marts: Iterable[str] = ()
+) -> dict[str, dict[str, list[gxe.Expectation]]]:
     """All suites, grouped by layer: ``{"raw": {table: [...]}, "transformed": {...}}``.
 
     Built fresh on every call: GX binds an expectation to the suite it is added to.
     """
-    contracts = list(contracts)
-    raw = {c.name: raw_suite(c) + _fresh(RAW_EXTRA.get(c.name, [])) for c in contracts}
-    transformed = {name: _fresh(exps) for name, exps in TRANSFORMED.items()}
-    for c in contracts:
-        transformed[c.staging_table] = staging_suite(c) + transformed[c.staging_table]
-        transformed[c.rejected_table] = rejected_suite(c)
+    raw = {s.raw_table: raw_suite(s) for s in sources.values()}
+    transformed: dict[str, list[gxe.Expectation]] = {}
+    for source in sources.values():
+        transformed[source.clean_table] = clean_suite(source, sources)
+        transformed[source.rejected_table] = rejected_suite(source)
+    for mart in marts:
+        transformed[mart] = mart_suite(mart)
     return {"raw": raw, "transformed": transformed}
 
 
-def _fresh(expectations: list[gxe.Expectation]) -> list[gxe.Expectation]:
-    return [e.copy(deep=True) for e in expectations]
+def suite_notes(sources: Iterable[Source]) -> dict[str, list[str]]:
+    """Data Docs notes per suite name."""
+    out = {}
+    for source in sources:
+        for table in (source.raw_table, source.clean_table, source.rejected_table):
+            out[table] = notes(source, table)
+    return out

@@ -55,7 +55,7 @@ def ragged_short(seeds: Path):
 def wrong_delimiter(seeds: Path):
     p = seeds / "raw_stores.csv"
     p.write_text(p.read_text(encoding="utf-8").replace(",", ";"), encoding="utf-8")
-    return "raw_stores.csv:1: delimiter is ';'; expected ','"
+    return "raw_stores.csv:1: delimiter is ';'; stores.yml declares ','"
 
 
 def tab_delimiter(seeds: Path):
@@ -67,7 +67,7 @@ def tab_delimiter(seeds: Path):
     out = io.StringIO()
     csv.writer(out, delimiter="\t", lineterminator="\n").writerows(rows)
     p.write_text(out.getvalue(), encoding="utf-8")
-    return "raw_products.csv:1: delimiter is '\\t'; expected ','"
+    return "raw_products.csv:1: delimiter is '\\t'; products.yml declares ','"
 
 
 def invalid_utf8(seeds: Path):
@@ -132,12 +132,12 @@ def sql_in_header(seeds: Path):
 
 def missing_file(seeds: Path):
     (seeds / "raw_supplies.csv").unlink()
-    return "raw_supplies.csv: file is missing (contract raw_supplies)"
+    return "raw_supplies.csv: file is missing (declared by supplies.yml)"
 
 
 def unknown_file(seeds: Path):
     (seeds / "raw_tweets.csv").write_text("id,content\n1,hello\n", encoding="utf-8")
-    return "raw_tweets.csv: no contract for this file in _seeds.yml"
+    return "raw_tweets.csv: no declaration for this file"
 
 
 def unterminated_quote(seeds: Path):
@@ -170,7 +170,7 @@ CASES = [
 
 @pytest.fixture
 def seeds(tmp_path: Path) -> Path:
-    """A copy of the bundled seeds and their contract file."""
+    """A copy of the bundled seeds and their declarations."""
     return Path(shutil.copytree(REPO / "seeds", tmp_path / "seeds"))
 
 
@@ -210,23 +210,17 @@ def test_run_exits_2_lists_every_bad_file_and_publishes_nothing(published_projec
     assert not last_build_db(root).exists()  # nothing was loaded
 
 
-def test_run_exits_2_on_a_broken_contract_and_publishes_nothing(published_project):
+def test_run_exits_2_on_a_broken_declaration_and_publishes_nothing(published_project):
     root, before = published_project
-    contract = root / "seeds" / "_seeds.yml"
-    text = contract.read_text(encoding="utf-8")
-    entry = "      meta: {staging: stg_orders, primary_key: id, max_rejected_share: 0.05}\n"
-    contract.write_text(text.replace(entry, ""), encoding="utf-8")
-    # Reported where raw_orders' config starts (its column_types line).
-    line = (
-        text.splitlines().index(
-            "      column_types:", text.splitlines().index("  - name: raw_orders")
-        )
-        + 1
-    )
+    declaration = root / "seeds" / "orders.yml"
+    text = declaration.read_text(encoding="utf-8")
+    declaration.write_text(text.replace("type: money", "type: monies", 1), encoding="utf-8")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "type: money" in t)
     result = run_cli(root, "run")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "BAD INPUT (exit 2)" in result.stdout
-    assert f"_seeds.yml:{line}:7: raw_orders: 'meta' is missing" in result.stdout, result.stdout
+    assert f"orders.yml:{line}:" in result.stdout, result.stdout
+    assert "subtotal: type must be one of" in result.stdout, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert sha256(root / "warehouse" / "jaffle_shop.db") == before
     assert not last_build_db(root).exists()  # nothing was loaded

@@ -54,7 +54,7 @@ def test_verbose_before_or_after_the_verb(argv, verbose):
 
 
 def test_main_turns_bad_input_from_any_verb_into_exit_2(monkeypatch, capsys):
-    problem = Problem(REPO / "seeds" / "_seeds.yml", 3, 5, "raw_x: 'meta' is missing")
+    problem = Problem(REPO / "seeds" / "orders.yml", 3, 5, "columns must map each header")
 
     def broken(args):
         raise ContractError([problem])

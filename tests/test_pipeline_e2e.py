@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dq.contracts import load_contracts
 from dq.pipeline import STEP_NAMES
+from dq.sources import load_sources
 
 pytestmark = pytest.mark.slow
 
@@ -81,13 +81,13 @@ def test_run_exits_zero_and_prints_summary(bundled_run):
 
 def test_raw_tables_hold_every_csv_row_untouched(bundled_run):
     root, _ = bundled_run
-    contracts = load_contracts(root / "seeds")
+    sources = load_sources(root / "seeds")
     with _db(root) as db:
-        for contract in contracts.values():
-            expected = _csv_rows(root / "seeds" / contract.file_name)
-            cols = [r[1] for r in db.execute(f"pragma table_info({contract.name})")]
-            assert cols == list(contract.columns)
-            assert db.execute(f"select count(*) from {contract.name}").fetchone()[0] == expected
+        for source in sources.values():
+            expected = _csv_rows(root / "seeds" / source.csv_name)
+            cols = [r[1] for r in db.execute(f"pragma table_info({source.raw_table})")]
+            assert cols == list(source.headers)
+            assert db.execute(f"select count(*) from {source.raw_table}").fetchone()[0] == expected
         # Values untouched: first CSV row equals first raw row, as text.
         with open(root / "seeds" / "raw_orders.csv", newline="", encoding="utf-8") as fh:
             first = next(csv.reader(fh, strict=True) for _ in [0])
@@ -133,7 +133,7 @@ def test_staging_and_marts_are_clean_and_typed(bundled_run):
             == 0
         )
         # No leading/trailing spaces in any text column of staging or marts.
-        for table in ("stg_customers", "stg_products", "stg_locations", *MARTS):
+        for table in ("stg_customers", "stg_products", "stg_stores", *MARTS):
             for _, column, ctype, *_ in db.execute(f"pragma table_info({table})"):
                 if ctype == "TEXT":
                     bad = db.execute(
@@ -146,9 +146,9 @@ def test_gx_results_stored_and_data_docs_list_both_layers(bundled_run):
     root, _ = bundled_run
     validations = root / "gx" / "uncommitted" / "validations"
     stored = {p.parents[2].name for p in validations.rglob("*.json")}
-    contracts = load_contracts(root / "seeds")
-    raw_suites = {c.name for c in contracts.values()}
-    transformed = {c.staging_table for c in contracts.values()} | set(MARTS)
+    sources = load_sources(root / "seeds")
+    raw_suites = {s.raw_table for s in sources.values()}
+    transformed = {s.clean_table for s in sources.values()} | set(MARTS)
     assert raw_suites | transformed <= stored
     for path in validations.rglob("*.json"):
         assert json.loads(path.read_text())["success"] is True, path

@@ -1,5 +1,5 @@
 """Preflight in-process: linear time on any file, capped output, safe names and
-located contract errors. (The catalogue of broken CSVs is tests/test_bad_files.py.)"""
+located declaration errors. (The catalogue of broken CSVs is tests/test_bad_files.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from dq import cli, preflight
-from dq.contracts import CONTRACT_FILE, ContractError, Problem, load_contracts
+from dq.contracts import ContractError, Problem
+from dq.sources import load_sources
 from tests.conftest import REPO
 
 MB = 1024 * 1024
@@ -17,17 +18,17 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def seeds(tmp_path: Path) -> Path:
-    """A copy of the bundled seeds and their contract file."""
+    """A copy of the bundled seeds and their declarations."""
     return Path(shutil.copytree(REPO / "seeds", tmp_path / "seeds"))
 
 
 @pytest.fixture
 def orders(seeds: Path):
-    """(path of raw_orders.csv, its contract, its header line as bytes)."""
+    """(path of raw_orders.csv, its declaration, its header line as bytes)."""
     path = seeds / "raw_orders.csv"
     with open(path, "rb") as fh:
         header = fh.readline()
-    return path, load_contracts(seeds)["raw_orders"], header
+    return path, load_sources(seeds)["orders"], header
 
 
 def _messages(seeds: Path) -> list[str]:
@@ -90,7 +91,7 @@ def test_quoted_delimiters_do_not_count(orders):
     path, contract, _ = orders
     path.write_text('"a,b";"c,d"\n1;2\n', encoding="utf-8")
     [problem] = preflight.check_file(path, contract)
-    assert problem.message == "delimiter is ';'; expected ','"
+    assert problem.message == "delimiter is ';'; orders.yml declares ','"
 
 
 def test_more_columns_than_the_cap_are_refused(orders):
@@ -99,7 +100,7 @@ def test_more_columns_than_the_cap_are_refused(orders):
     [problem] = preflight.check_file(path, contract)
     assert (
         str(problem)
-        == f"{path}:1:4097: 5000 columns; at most 4096 are accepted (the contract has 7)"
+        == f"{path}:1:4097: 5000 columns; at most 4096 are accepted (orders.yml declares 7)"
     )
 
 
@@ -142,7 +143,7 @@ def test_ragged_rows_are_counted_beyond_the_cap(orders):
 def test_file_names_cannot_forge_output_lines(seeds, monkeypatch, capsys, name, escaped):
     (seeds / name).write_text("id\n1\n", encoding="utf-8")
     [message] = _messages(seeds)
-    assert message == f"{seeds}/{escaped}: no contract for this file in _seeds.yml"
+    assert message.startswith(f"{seeds}/{escaped}: no declaration for this file")
     monkeypatch.setenv("DQ_SEEDS_DIR", str(seeds))
     assert cli.main(["preflight"]) == 2
     assert capsys.readouterr().err == message + "\n"
@@ -153,76 +154,101 @@ def test_problem_messages_are_escaped_too():
     assert str(problem) == "seeds/a.csv:1:2: expected id, na\\nme\\x1b[2J"
 
 
-# --------------------------------------------------------------- the contract file
+# --------------------------------------------------------------- declarations
 
 
-def _line_of(text: str, needle: str, after: str | None = None) -> int:
-    lines = text.splitlines()
-    start = lines.index(after) if after else 0
-    return next(i for i, line in enumerate(lines) if i >= start and needle in line) + 1
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines()) if needle in line) + 1
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "/etc/passwd", "raw orders", "1abc", "x.csv"])
-def test_seed_names_cannot_leave_the_seeds_folder(seeds, name):
-    contract = seeds / CONTRACT_FILE
-    text = contract.read_text(encoding="utf-8")
-    contract.write_text(text.replace("- name: raw_items", f"- name: {name!r}"), encoding="utf-8")
+@pytest.mark.parametrize("name", ["Raw Orders", "1abc", "x.csv", "UPPER", "a-b"])
+def test_declaration_names_are_plain_nouns(seeds, name):
+    (seeds / f"{name}.yml").write_text("columns: {id: {}}\n", encoding="utf-8")
     with pytest.raises(ContractError) as caught:
-        load_contracts(seeds)
+        load_sources(seeds)
     [problem] = caught.value.problems
-    assert (problem.path, problem.line) == (contract, _line_of(text, "- name: raw_items"))
-    assert f"seed name {name!r} must be letters, digits and underscores" in problem.message
+    assert problem.path == seeds / f"{name}.yml"
+    assert f"{name!r} is not a source noun" in problem.message
 
 
-BROKEN_CONTRACTS = {
-    # name: (edit of the bundled _seeds.yml, the line it is reported on, message)
-    "missing meta": (
-        lambda t: t.replace(
-            "      meta: {staging: stg_products, primary_key: sku, max_rejected_share: 0.0}\n", ""
-        ),
-        lambda t: _line_of(t, "column_types:", after="  - name: raw_products"),
-        "raw_products: 'meta' is missing",
+BROKEN_DECLARATIONS = {
+    # name: (file, old text, new text, the text on the reported line, message)
+    "unknown type": (
+        "orders.yml",
+        "type: timestamp",
+        "type: datetime",
+        "ordered_at:",
+        "ordered_at: type must be one of text, integer",
     ),
-    "missing primary_key": (
-        lambda t: t.replace("primary_key: id, max_rejected_share: 0.0}", "max_rejected_share: 0}"),
-        lambda t: _line_of(t, "meta:", after="  - name: raw_stores"),
-        "raw_stores: 'primary_key' is missing",
+    "key not a column": ("products.yml", "key: sku", "key: code", "key: code", "key 'code'"),
+    "undeclared reference": (
+        "items.yml",
+        "references: orders",
+        "references: invoices",
+        "references: invoices",
+        "order_id: no source 'invoices' is declared",
     ),
-    "missing staging": (
-        lambda t: t.replace("staging: stg_order_items, ", ""),
-        lambda t: _line_of(t, "meta:", after="  - name: raw_items"),
-        "raw_items: 'staging' is missing",
-    ),
-    "missing column_types": (
-        lambda t: t.replace("      column_types: {id: text, name: text}\n", ""),
-        lambda t: _line_of(t, "meta:", after="  - name: raw_customers"),
-        "raw_customers: 'column_types' is missing",
-    ),
-    "seeds not a list": (
-        lambda t: t.replace("seeds:\n", "seeds: raw_orders\nold_seeds:\n"),
-        lambda t: _line_of(t, "seeds:"),
-        "'seeds' must be a list of seeds, not 'raw_orders'",
+    "no columns": (
+        "customers.yml",
+        "columns:\n",
+        "kolumns:\n",
+        "  id:",
+        "unknown key 'kolumns'",
     ),
     "YAML syntax error": (
-        lambda t: t.replace("{id: text, name: text}", "{id: text, name: text"),
-        lambda t: _line_of(t, "meta:", after="  - name: raw_customers"),
+        "stores.yml",
+        "{name: location_id}",
+        "{name: location_id",
+        "location_name",
         "not valid YAML",
     ),
-    "primary key not a column": (
-        lambda t: t.replace("primary_key: sku,", "primary_key: code,"),
-        lambda t: _line_of(t, "meta:", after="  - name: raw_products"),
-        "raw_products: primary_key ['code'] is not its columns",
+    "bad clean name": (
+        "stores.yml",
+        "name: location_name,",
+        "name: Location Name,",
+        "Location Name",
+        "clean name 'Location Name' must be snake_case",
+    ),
+    "keyword as clean name": (
+        "stores.yml",
+        "name: location_name,",
+        "name: select,",
+        "name: select",
+        "not an SQL keyword",
+    ),
+    "range on text": (
+        "customers.yml",
+        "required: true,",
+        "required: true, min: 0,",
+        "min: 0",
+        "name: 'min' is for integer",
+    ),
+    "misspelt setting": (
+        "supplies.yml",
+        "required: true, min: 0",
+        "requird: true, min: 0",
+        "requird",
+        "cost: unknown setting 'requird'",
+    ),
+    "bad pattern": (
+        "customers.yml",
+        "required: true,",
+        "required: true, pattern: '[a-',",
+        "pattern",
+        "name: pattern is not a regular expression",
     ),
 }
 
 
-@pytest.mark.parametrize("case", BROKEN_CONTRACTS, ids=list(BROKEN_CONTRACTS))
-def test_broken_contract_is_bad_input_with_its_line(seeds, monkeypatch, capsys, case):
-    edit, line_of, message = BROKEN_CONTRACTS[case]
-    contract = seeds / CONTRACT_FILE
-    text = edit(contract.read_text(encoding="utf-8"))
-    contract.write_text(text, encoding="utf-8")
-    line = line_of(text)
+@pytest.mark.parametrize("case", BROKEN_DECLARATIONS, ids=list(BROKEN_DECLARATIONS))
+def test_broken_declaration_is_bad_input_with_its_line(seeds, monkeypatch, capsys, case):
+    name, old, new, needle, message = BROKEN_DECLARATIONS[case]
+    path = seeds / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    line = _line_of(text, needle)
     with pytest.raises(ContractError) as caught:
         preflight.check_all(seeds)
     assert isinstance(caught.value, preflight.BadInput)  # what dq.pipeline turns into exit 2
@@ -232,16 +258,35 @@ def test_broken_contract_is_bad_input_with_its_line(seeds, monkeypatch, capsys, 
     monkeypatch.setenv("DQ_SEEDS_DIR", str(seeds))
     assert cli.main(["preflight"]) == 2
     err = capsys.readouterr().err
-    assert f"{contract}:{line}:" in err and message in err and "Traceback" not in err
+    assert f"{path}:{line}:" in err and message in err and "Traceback" not in err
 
 
-def test_missing_contract_file_is_bad_input(seeds):
-    (seeds / CONTRACT_FILE).unlink()
-    assert _messages(seeds) == [f"{seeds / CONTRACT_FILE}: contract file missing"]
+def test_reference_cycles_are_refused(seeds):
+    path = seeds / "customers.yml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "required: true,", "required: true, references: orders,"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ContractError) as caught:
+        load_sources(seeds)
+    assert any(
+        "references form a cycle: customers -> orders -> customers" in p.message
+        for p in caught.value.problems
+    ), caught.value.problems
 
 
-def test_bundled_contracts_load():
-    contracts = load_contracts(REPO / "seeds")
-    assert contracts["raw_supplies"].primary_key == ("id", "sku")
-    assert contracts["raw_orders"].columns[:2] == ("id", "customer")
-    assert contracts["raw_orders"].max_rejected_share == 0.05
+def test_no_declarations_is_bad_input(seeds):
+    for path in seeds.glob("*.yml"):
+        path.unlink()
+    assert _messages(seeds) == [f"{seeds}: no source declarations (<noun>.yml) in this folder"]
+
+
+def test_bundled_declarations_load():
+    sources = load_sources(REPO / "seeds")
+    assert sources["supplies"].key == ("id", "sku")
+    assert sources["orders"].headers[:2] == ("id", "customer")
+    assert sources["orders"].max_rejected_share == 0.05
+    assert sources["orders"].references == ("customers", "stores")
+    assert sources["items"].column("sku").name == "product_id"

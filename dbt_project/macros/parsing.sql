@@ -86,3 +86,71 @@
 {% macro sqlite__to_decimal(expr) -%}
     cast(trim({{ expr }}) as real)
 {%- endmacro %}
+
+{#- An ISO date text 'YYYY-MM-DD' as itself; null when it is not a real date. -#}
+{% macro parse_date(expr) -%}
+    {{ return(adapter.dispatch('parse_date')(expr)) }}
+{%- endmacro %}
+
+{% macro default__parse_date(expr) -%}
+    case
+        when trim({{ expr }}) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+            then cast(cast(trim({{ expr }}) as date) as {{ dbt.type_string() }})
+    end
+{%- endmacro %}
+
+{% macro sqlite__parse_date(expr) -%}
+    cast(
+        case
+            when date(trim({{ expr }}), '+0 days') = trim({{ expr }}) then trim({{ expr }})
+        end
+        as text
+    )
+{%- endmacro %}
+
+{#- Now, as the canonical text staging stores ('YYYY-MM-DD HH:MM:SS', 'YYYY-MM-DD'). -#}
+{% macro dq_current_timestamp() -%}
+    {{ return(adapter.dispatch('dq_current_timestamp')()) }}
+{%- endmacro %}
+
+{% macro default__dq_current_timestamp() -%}
+    to_char(current_timestamp at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+{%- endmacro %}
+
+{% macro sqlite__dq_current_timestamp() -%}
+    datetime('now')
+{%- endmacro %}
+
+{% macro dq_current_date() -%}
+    {{ return(adapter.dispatch('dq_current_date')()) }}
+{%- endmacro %}
+
+{% macro default__dq_current_date() -%}
+    to_char(current_timestamp at time zone 'UTC', 'YYYY-MM-DD')
+{%- endmacro %}
+
+{% macro sqlite__dq_current_date() -%}
+    date('now')
+{%- endmacro %}
+
+{#- True when the whole text matches a regular expression (Python syntax).
+    SQLite has no regular expressions: the model registers the compiled
+    pattern as a function on its own connection; `sub` of a pattern anchored
+    at both ends returns '' exactly when the whole text matches. -#}
+{% macro dq_matches(expr, pattern) -%}
+    {{ return(adapter.dispatch('dq_matches')(expr, pattern)) }}
+{%- endmacro %}
+
+{% macro default__dq_matches(expr, pattern) -%}
+    ({{ expr }} ~ {{ dq_string('^(?:' ~ pattern ~ ')$') }})
+{%- endmacro %}
+
+{% macro sqlite__dq_matches(expr, pattern) -%}
+    {%- set name = 'dq_re_' ~ local_md5(pattern) -%}
+    {%- if execute -%}
+        {%- set connection, cursor = adapter.add_query('select 1 /* dq_matches: ' ~ name ~ ' */') -%}
+        {%- set compiled = modules.re.compile('\\A(?:' ~ pattern ~ ')\\Z') -%}
+        {%- do cursor.connection.create_function(name, 2, compiled.sub, deterministic=true) -%}
+    {%- endif -%}
+    ({{ expr }} is null or {{ name }}('', {{ expr }}) = '')
+{%- endmacro %}

@@ -2,7 +2,7 @@ with
 
 order_items as (
 
-    select * from {{ ref('stg_order_items') }}
+    select * from {{ ref('stg_items') }}
 
 ),
 

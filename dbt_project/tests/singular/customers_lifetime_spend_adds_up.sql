@@ -1,0 +1,15 @@
+{#- A customer's lifetime spend is the sum of their orders' totals. -#}
+with
+
+spend as (
+
+    select customer_id, sum(order_total) as spend
+    from {{ ref('orders') }}
+    group by customer_id
+
+)
+
+select customers.*
+from {{ ref('customers') }} as customers
+left join spend on spend.customer_id = customers.customer_id
+where abs(customers.lifetime_spend - coalesce(spend.spend, 0)) >= 0.005
