@@ -138,3 +138,39 @@ def test_gx_holds_no_generated_objects_and_each_run_gets_its_own_context(tmp_pat
     site = written["data_docs_sites"]["local_site"]["store_backend"]["base_directory"]
     assert site == str(settings.data_docs_dir)
     assert not (root / "gx" / "expectations").exists()
+
+
+def test_the_clean_layer_gate_holds_every_declared_rule(bundled_run, tmp_path):
+    """GX audits what dbt routed: rows that break declared rules, written into a
+    copy of the published clean tables behind dbt's back, fail the transformed
+    checkpoint, each named by its rule (a range, a custom rule, a reference, a
+    value set, a key)."""
+    import shutil
+    import sqlite3
+
+    from dq import build as build_mod
+    from dq import generate, validate
+    from tests.conftest import copy_project
+
+    published, _ = bundled_run
+    root = copy_project(tmp_path / "project")
+    settings = config.for_root(root)
+    run = build_mod.create(settings, "tampered")
+    build_mod.snapshot_seeds(root / "seeds", run, [p.name for p in (root / "seeds").iterdir()])
+    generate.for_build(run)
+    shutil.copyfile(published / "warehouse" / "jaffle_shop.db", run.db)
+    with sqlite3.connect(run.db) as db:
+        db.execute("update stg_stores set tax_rate = 0.5 where rowid = 1")
+        db.execute("update stg_orders set order_total = order_total + 1 where rowid = 1")
+        db.execute("update stg_items set product_id = 'JAF-999' where rowid = 1")
+        db.execute("update stg_products set product_type = 'soup' where rowid = 1")
+        db.execute("update stg_customers set customer_id = (select max(customer_id)"
+                   " from stg_customers) where rowid = 1")  # fmt: skip
+    report = validate.run_checkpoint(settings, run, "transformed", "tampered")
+    failed = {s.suite: " | ".join(s.failed_critical) for s in report.suites if not s.success}
+    assert set(failed) == {"stg_stores", "stg_orders", "stg_items", "stg_products", "stg_customers"}
+    assert "expect_column_values_to_be_between {'column': 'tax_rate'}" in failed["stg_stores"]
+    assert "subtotal plus tax_paid is not order_total" in failed["stg_orders"]
+    assert "every product_id is a clean products product_id" in failed["stg_items"]
+    assert "expect_column_values_to_be_in_set {'column': 'product_type'}" in failed["stg_products"]
+    assert "expect_column_values_to_be_unique {'column': 'customer_id'}" in failed["stg_customers"]
