@@ -122,6 +122,9 @@ _ID_WORDS = {"id", "key", "code", "uuid", "guid", "sku", "iata", "icao", "isbn"}
 
 #: ISO forms the declaration's ``format: iso`` accepts (docs/sources.md).
 _ISO_DATE = "%Y-%m-%d"
+_ISO_FORMS = {(len("2018-09-01T12:55:00"), sep): f"%Y-%m-%d{sep}%H:%M:%S" for sep in "T "} | {
+    (len("2018-09-01T12:55"), sep): f"%Y-%m-%d{sep}%H:%M" for sep in "T "
+}
 _ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?")
 #: Fixed-width formats tried for other dates (ISO's own order is "iso").
 _DATE_ORDERS = ("%Y{s}%m{s}%d", "%d{s}%m{s}%Y", "%m{s}%d{s}%Y")
@@ -154,14 +157,25 @@ class _Column:
     kind: str = "text"
     spec: dict = field(default_factory=dict)
 
+    masks: dict = field(default_factory=dict)
+
+    def _filled(self, nulls: frozenset[str] | set[str]) -> np.ndarray:
+        """Per distinct value: neither blank nor a null token (cached per set of nulls)."""
+        key = frozenset(nulls)
+        if key not in self.masks:
+            blank = self.values == ""
+            if key:
+                blank |= pd.Index(self.values).isin(sorted(key))
+            self.masks[key] = ~blank
+        return self.masks[key]
+
     def present(self, nulls: frozenset[str] | set[str]) -> np.ndarray:
         """Distinct values that are not blank and not a null token."""
-        return np.array([v for v in self.values if v and v not in nulls], dtype=object)
+        return self.values[self._filled(nulls)]
 
     def blanks(self, nulls: frozenset[str] | set[str]) -> int:
-        return int(
-            sum(c for v, c in zip(self.values, self.counts, strict=True) if not v or v in nulls)
-        )
+        """Rows that are blank or a null token."""
+        return int(self.counts[~self._filled(nulls)].sum())
 
 
 # ------------------------------------------------------------------ names
@@ -233,20 +247,12 @@ def clean_names(headers: list[str], keep: dict[str, str] | None = None) -> list[
 # ------------------------------------------------------------------ file shape
 
 
-def sniff_encoding(path: Path) -> str:
-    """``utf-8`` (``utf-8-sig`` with a byte-order mark), else ``cp1252``, else ``latin-1``."""
-    data = Path(path).read_bytes()
-    if data.startswith(codecs.BOM_UTF8):
-        candidates = ("utf-8-sig", "cp1252", "latin-1")
-    else:
-        candidates = ("utf-8", "cp1252", "latin-1")
-    for encoding in candidates:
-        try:
-            data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    return "latin-1"  # unreachable: latin-1 decodes any byte
+def _encodings(path: Path) -> tuple[str, ...]:
+    """The encodings to try, in order: UTF-8 (``utf-8-sig`` with a byte-order
+    mark), cp1252, and latin-1, which decodes any byte."""
+    with open(path, "rb") as fh:
+        utf8 = "utf-8-sig" if fh.read(3) == codecs.BOM_UTF8 else "utf-8"
+    return utf8, "cp1252", "latin-1"
 
 
 def sniff_delimiter(text: str) -> tuple[str, bool]:
@@ -280,12 +286,17 @@ def _read(path: Path, encoding: str, delimiter: str) -> tuple[list[str], pd.Data
         if header is None:
             raise BadInput(f"{path} is empty: expected a header and data rows")
         width = len(header)
-        for row in reader:  # the file contract: every record as wide as the header
-            if row and len(row) != width:
-                raise BadInput(
-                    f"{path}:{reader.line_num}: {len(row)} fields where the header has {width}:"
-                    " fix the file first (a run would stop at this line)"
-                )
+        # The file contract: every record as wide as the header (blank lines are skipped).
+        ragged = set(map(len, reader)) - {0, width}
+    if ragged:
+        with open(path, newline="", encoding=encoding) as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            for row in reader:
+                if row and len(row) != width:
+                    raise BadInput(
+                        f"{path}:{reader.line_num}: {len(row)} fields where the header has"
+                        f" {width}: fix the file first (a run would stop at this line)"
+                    )
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise BadInput(f"{path}: the header repeats {', '.join(map(repr, repeated))}: rename")
@@ -357,6 +368,9 @@ def _infer_dates(values: np.ndarray, name: str, notes: list[str]) -> tuple[str, 
         return None
     if _all_match(_format_regex(_ISO_DATE), values):
         return ("date", "iso") if _parses(values, _ISO_DATE) else None
+    first = _ISO_FORMS.get((len(values[0]), values[0][10:11]))
+    if first and _all_match(_format_regex(first), values):  # one form throughout (fast)
+        return ("timestamp", "iso") if _parses(values, first) else None
     if _all_match(_ISO_TIMESTAMP, values):
         # "T" or " ", with or without seconds and fractions, dates alone: as a run
         # reads them, each the same instant as "YYYY-MM-DD HH:MM:SS".
@@ -387,8 +401,10 @@ def _infer_dates(values: np.ndarray, name: str, notes: list[str]) -> tuple[str, 
 
 
 def _infer_boolean(values: np.ndarray, name: str) -> tuple[list[str], list[str]] | None:
+    if not 0 < len(values) <= 12:  # a few words in any case: True, TRUE, true, ...
+        return None
     lowered = {v.lower() for v in values}
-    if not lowered or len(lowered) > 4:
+    if len(lowered) > 4:
         return None
     words = {**_BOOLEAN_WORDS, **_BOOLEAN_LETTERS}
     flag = name.startswith(("is_", "has_", "was_", "can_")) or _words(name)[-1] in _FLAG_LAST_WORDS
@@ -606,14 +622,18 @@ def profile(
     previous = previous or {}
     old_columns = previous.get("columns") or {}
 
-    encoding = sniff_encoding(path)
+    for encoding in _encodings(path):
+        try:  # the first encoding that decodes every byte (the field count pass reads all)
+            with open(path, encoding=encoding, newline="") as fh:
+                delimiter, clear = sniff_delimiter(fh.read(SAMPLE_BYTES))
+            header, frame = _read(path, encoding, delimiter)
+            break
+        except UnicodeDecodeError:
+            continue
     if encoding not in ("utf-8", "utf-8-sig"):
         notes.append(f"the file is not UTF-8; read as {encoding} (a run re-encodes its copy)")
-    with open(path, encoding=encoding, newline="") as fh:
-        delimiter, clear = sniff_delimiter(fh.read(SAMPLE_BYTES))
     if not clear:
         notes.append(f"the delimiter is a guess ({delimiter!r}): the first lines do not agree")
-    header, frame = _read(path, encoding, delimiter)
     rows = len(frame)
 
     keep = {h: (s or {}).get("name", h) for h, s in old_columns.items() if h in header}
@@ -636,9 +656,10 @@ def profile(
         present = col.present(nulls)
         col.kind, col.spec, found = _infer(col, present)
         notes.extend(found)
+        blanks = col.blanks(nulls)
         if col.kind == "text":
-            _text_rules(col, present, rows, notes)
-        if col.blanks(nulls) == 0 and rows >= MIN_ROWS:
+            _text_rules(col, present, rows, blanks, notes)
+        if blanks == 0 and rows >= MIN_ROWS:
             col.spec["required"] = True
         leftover = sorted(set(col.tokens) - nulls)
         if col.kind == "text" and leftover:
@@ -719,11 +740,12 @@ def profile(
     return Profile(noun, path, rows, declaration, notes)
 
 
-def _text_rules(col: _Column, present: np.ndarray, rows: int, notes: list[str]) -> None:
+def _text_rules(
+    col: _Column, present: np.ndarray, rows: int, blanks: int, notes: list[str]
+) -> None:
     """A closed value set for categories, a pattern for structured codes."""
     n = len(present)
-    counted = dict(zip(col.values, col.counts, strict=True))
-    seen = sum(counted[v] for v in present)
+    seen = rows - blanks  # rows that hold a value
     if (
         0 < n <= MAX_CATEGORIES
         and rows >= MIN_ROWS
