@@ -931,15 +931,17 @@ def _render_columns(columns: dict) -> list[str]:
     flows = {h: _flow(h, spec or {}) for h, spec in columns.items()}
     # Align the specs after the longest header that fits (within reason).
     heads = {h: _flow(h, "x")[: -len(" x")] for h in columns}
+    if "" in columns:  # an unnamed column (a row index): '' rather than PyYAML's "? ''"
+        heads[""], flows[""] = "'':", "'': " + _flow("k", columns[""] or {})[len("k: ") :]
     pad = min(max((len(k) for k in heads.values() if k[:1] != "?"), default=0), 28)
     out = []
     for header, spec in columns.items():
         head = heads[header]
         line = "  " + head.ljust(pad) + flows[header][len(head) :]
-        if len(line) <= LINE_WIDTH:
-            out.append(line)
-        elif head.startswith("?"):  # a header too long for a plain key (over 128 characters)
+        if head.startswith("?"):  # a key PyYAML writes as "? key" ('' or over 128 characters)
             out.append(_block(header, spec or {}, "  ").rstrip("\n"))
+        elif len(line) <= LINE_WIDTH:
+            out.append(line)
         else:  # one spec entry a line, long lists one item a line
             out.append("  " + head)
             for k, v in (spec or {}).items():

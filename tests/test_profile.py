@@ -372,6 +372,16 @@ def test_null_tokens_money_flags_compound_keys_and_duplicates(tmp_path):
     assert "key" not in same and same["duplicates"] == "keep_all"
 
 
+def test_an_unnamed_row_index_column(tmp_path):
+    # R's write.csv and pandas' to_csv start with an unnamed column of row names.
+    text = '"","x"\n' + "".join(f'"{i}",{i % 3}\n' for i in range(1, 31))
+    p = declare(_write(tmp_path / "r.csv", text))
+    assert p.declaration["columns"][""] == {"name": "column_1", "type": "integer", "min": 0}
+    assert p.declaration["key"] == ""
+    rendered = profiler.render(p.declaration)
+    assert "\n  '':" in rendered and yaml.safe_load(rendered) == p.declaration
+
+
 def test_refuses_files_a_run_would_refuse(tmp_path):
     with pytest.raises(BadInput, match=r"rag.csv:3: 2 fields where the header has 3"):
         declare(_write(tmp_path / "rag.csv", "a,b,c\n1,2,3\n4,5\n"))
