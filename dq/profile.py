@@ -163,8 +163,15 @@ class _Column:
         """Per distinct value: neither blank nor a null token (cached per set of nulls)."""
         key = frozenset(nulls)
         if key not in self.masks:
+            if "tokens" not in self.masks:  # where NULL_TOKENS are: looked up once
+                self.masks["tokens"] = np.flatnonzero(
+                    pd.Index(self.values).isin(sorted(NULL_TOKENS))
+                )
             blank = self.values == ""
-            if key:
+            if key <= NULL_TOKENS:
+                at = self.masks["tokens"]
+                blank[at] = [v in key for v in self.values[at]]
+            elif key:
                 blank |= pd.Index(self.values).isin(sorted(key))
             self.masks[key] = ~blank
         return self.masks[key]
@@ -279,54 +286,63 @@ def sniff_delimiter(text: str) -> tuple[str, bool]:
 
 
 def _read(path: Path, encoding: str, delimiter: str) -> tuple[list[str], pd.DataFrame]:
-    """The header (exactly as in the file) and every cell as raw text."""
+    """The header (exactly as in the file) and every cell as raw text.
+
+    Every record must be as wide as the header (the file contract preflight
+    checks): pandas refuses a longer one; a shorter one it fills with empty
+    cells, so the file is counted with the csv module when the last column
+    has an empty cell (the only case a short record can hide in)."""
     with open(path, newline="", encoding=encoding) as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise BadInput(f"{path} is empty: expected a header and data rows")
-        width = len(header)
-        # The file contract: every record as wide as the header (blank lines are skipped).
-        ragged = set(map(len, reader)) - {0, width}
-    if ragged:
-        with open(path, newline="", encoding=encoding) as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            for row in reader:
-                if row and len(row) != width:
-                    raise BadInput(
-                        f"{path}:{reader.line_num}: {len(row)} fields where the header has"
-                        f" {width}: fix the file first (a run would stop at this line)"
-                    )
+        header = next(csv.reader(fh, delimiter=delimiter), None)
+    if header is None:
+        raise BadInput(f"{path} is empty: expected a header and data rows")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise BadInput(f"{path}: the header repeats {', '.join(map(repr, repeated))}: rename")
-    frame = pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        sep=delimiter,
-        encoding=encoding,
-        index_col=False,
-        quotechar='"',
-    )
-    frame.columns = header
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            sep=delimiter,
+            encoding=encoding,
+            index_col=False,
+            quotechar='"',
+        )
+    except pd.errors.ParserError as exc:  # "Expected 3 fields in line 4, saw 4"
+        raise BadInput(f"{path}: {exc}; fix the file first (a run would stop there)") from None
     if frame.empty:
         raise BadInput(f"{path} has a header but no data rows: nothing to profile")
+    frame.columns = header
+    if (frame.iloc[:, -1] == "").any():
+        _check_widths(path, encoding, delimiter, len(header))
     return header, frame
+
+
+def _check_widths(path: Path, encoding: str, delimiter: str, width: int) -> None:
+    with open(path, newline="", encoding=encoding) as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        for row in reader:  # blank lines are skipped, as dbt and preflight do
+            if row and len(row) != width:
+                raise BadInput(
+                    f"{path}:{reader.line_num}: {len(row)} fields where the header has"
+                    f" {width}: fix the file first (a run would stop at this line)"
+                )
 
 
 def _column(header: str, name: str, series: pd.Series) -> _Column:
     codes, uniques = pd.factorize(series, sort=False)
     counts = np.bincount(codes, minlength=len(uniques))
-    raw = np.asarray(uniques, dtype=object)
-    trimmed = np.array([v.strip(" ") for v in raw], dtype=object)  # SQL's trim(): spaces
-    if len(trimmed) and (trimmed != raw).any():  # " a" and "a" are one value
+    values = np.asarray(uniques, dtype=object)
+    joined = "\n" + "\n".join(values) + "\n"  # one C-speed scan for edge spaces
+    if "\n " in joined or " \n" in joined:  # " a" and "a" are one value (SQL's trim())
+        trimmed = np.array([v.strip(" ") for v in values], dtype=object)
         to_trimmed, values = pd.factorize(trimmed, sort=False)
         counts = np.bincount(to_trimmed, weights=counts, minlength=len(values)).astype(np.int64)
         codes = to_trimmed[codes]
-        trimmed = np.asarray(values, dtype=object)
-    return _Column(header, name, codes, trimmed, counts)
+        values = np.asarray(values, dtype=object)
+    return _Column(header, name, codes, values, counts)
 
 
 # ------------------------------------------------------------------ types
@@ -455,8 +471,10 @@ def _infer_pattern(values: np.ndarray) -> str | None:
     return pattern if _all_match(re.compile(pattern), values) else None
 
 
-def _number_min(values: np.ndarray) -> float:
-    return float(pd.to_numeric(pd.Series(values, dtype=object)).min())
+def _no_negative(values: np.ndarray) -> bool:
+    """No value of a number column starts with "-" (one C-speed scan; "-0" counts
+    as negative, which only leaves out a ``min: 0``)."""
+    return "\n-" not in "\n" + "\n".join(values)
 
 
 def _infer(col: _Column, values: np.ndarray) -> tuple[str, dict, list[str]]:
@@ -469,24 +487,23 @@ def _infer(col: _Column, values: np.ndarray) -> tuple[str, dict, list[str]]:
     if boolean:
         spec = {"type": "boolean", "true_values": boolean[0], "false_values": boolean[1]}
         return "boolean", spec, notes
-    if _all_match(_DIGITS, values):
-        if not _all_match(_INTEGER, values):
-            notes.append(f"{h!r} holds digits with leading zeros or too many digits: kept as text")
-            return "text", {}, notes
+    if _all_match(_INTEGER, values):
         spec: dict = {"type": "integer"}
-        last = _words(name)[-1]
-        if last in _MONEY_LAST_WORDS or name.endswith(("_cents", "tax_paid")):
+        if _words(name)[-1] in _MONEY_LAST_WORDS or name.endswith(("_cents", "tax_paid")):
             spec = {"type": "money", "unit": "cents"}
             notes.append(
                 f"{h!r} is money in cents (its name says money, every value is whole);"
                 " if the values are whole currency units, write `unit: units`"
             )
-        if _number_min(values) >= 0:
+        if _no_negative(values):
             spec["min"] = 0
         return spec["type"], spec, notes
+    if _all_match(_DIGITS, values):
+        notes.append(f"{h!r} holds digits with leading zeros or too many digits: kept as text")
+        return "text", {}, notes
     if _all_match(_DECIMAL, values):
         spec = {"type": "decimal"}
-        if _number_min(values) >= 0:
+        if _no_negative(values):
             spec["min"] = 0
         return "decimal", spec, notes
     dates = _infer_dates(values, name, notes)
@@ -646,15 +663,18 @@ def profile(
     # Pass 1: a column's type with every null-looking token set aside; the tokens
     # of the typed columns become the file's nulls.
     nulls: set[str] = set()
+    first: dict[str, tuple] = {}
     for col in cols:
-        col.tokens = [v for v in col.values if v in NULL_TOKENS]
-        kind, _, _ = _infer(col, col.present(NULL_TOKENS))
-        if kind != "text":
+        col.tokens = list(col.values[~col._filled(NULL_TOKENS) & (col.values != "")])
+        first[col.header] = _infer(col, col.present(NULL_TOKENS))
+        if first[col.header][0] != "text":
             nulls.update(col.tokens)
-    # Pass 2: every column with the file's nulls blank.
+    # Pass 2: every column with the file's nulls blank. A typed column has all its
+    # tokens among the nulls, so it has the same values as in pass 1.
     for col in cols:
         present = col.present(nulls)
-        col.kind, col.spec, found = _infer(col, present)
+        typed = first[col.header][0] != "text"
+        col.kind, col.spec, found = first[col.header] if typed else _infer(col, present)
         notes.extend(found)
         blanks = col.blanks(nulls)
         if col.kind == "text":
