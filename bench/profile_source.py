@@ -6,10 +6,14 @@ Run from the repository root::
     python bench/profile_source.py                    # raw_orders of 2.2 simulated years
     python bench/profile_source.py --table items --years 3
     python bench/profile_source.py --cprofile         # and where the time goes
+    python bench/profile_source.py --wide             # a synthetic 300,000 x 39 file (100 MB)
 
 The data is the project's own simulator (``python -m dq data``), generated once
 and cached in ``.cache/bench-data/years-<N>-seed-<S>`` (git-ignored; the same
-folders ``bench/bench_seeds.py`` uses). Two times are measured:
+folders ``bench/bench_seeds.py`` uses). ``--wide`` profiles a synthetic file
+instead, as wide as real exports get (integers, decimals with ``NA``, categories,
+dates, codes and prose; seeded, cached as ``wide-300000x39.csv``). Two times
+are measured:
 
 - ``profile()``: :func:`dq.profile.profile` in this process (reading, inference,
   keys), best of ``--repeat`` runs;
@@ -62,6 +66,35 @@ def ensure_data(cache_dir: Path, years: float, seed: int) -> tuple[Path, dict[st
     return out, counts
 
 
+def ensure_wide(cache_dir: Path, rows: int = TARGET_ROWS, seed: int = 42) -> Path:
+    """A wide file of ``rows`` rows and 39 columns of the kinds real exports hold."""
+    import numpy as np
+    import pandas as pd
+
+    path = cache_dir / f"wide-{rows}x39.csv"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    columns: dict[str, object] = {"Record ID": np.arange(1, rows + 1)}
+    for i in range(10):
+        columns[f"Count {i}"] = rng.integers(0, 100_000, rows)
+    for i in range(10):
+        values = np.round(rng.normal(50, 20, rows), 3).astype(str).astype(object)
+        values[rng.random(rows) < 0.05] = "NA"
+        columns[f"Measure {i} (mm)"] = values
+    for i in range(8):
+        columns[f"Category {i}"] = rng.choice(["alpha", "beta", "gamma", "delta", "eps"], rows)
+    for i in range(5):
+        days = pd.to_timedelta(rng.integers(0, 1000, rows), unit="D")
+        columns[f"Date {i}"] = (pd.Timestamp("2020-01-01") + days).strftime("%Y-%m-%d")
+    for i in range(5):
+        columns[f"Note {i}"] = [f"Item {n} of lot {n % 97}" for n in rng.integers(0, 10**9, rows)]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(columns).to_csv(path.with_suffix(".tmp"), index=False)
+    path.with_suffix(".tmp").replace(path)
+    return path
+
+
 def time_profile(path: Path, repeat: int, seeds_dir: Path) -> tuple[float, profiler.Profile]:
     best, result = float("inf"), None
     for _ in range(repeat):
@@ -100,14 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
     parser.add_argument("--repeat", type=int, default=3, help="profile() runs, best kept")
     parser.add_argument("--cprofile", action="store_true", help="print the top functions")
+    parser.add_argument("--wide", action="store_true", help="a synthetic 300,000 x 39 file")
     parser.add_argument(
         "--cache", type=Path, default=ROOT / ".cache" / "bench-data", help="data cache folder"
     )
     args = parser.parse_args(argv)
 
-    folder, counts = ensure_data(args.cache, args.years, args.seed)
-    path = folder / f"raw_{args.table}.csv"
-    rows = counts.get(f"raw_{args.table}")
+    if args.wide:
+        path, rows = ensure_wide(args.cache), TARGET_ROWS
+    else:
+        folder, counts = ensure_data(args.cache, args.years, args.seed)
+        path = folder / f"raw_{args.table}.csv"
+        rows = counts.get(f"raw_{args.table}")
     megabytes = path.stat().st_size / 1e6
     with tempfile.TemporaryDirectory() as empty:
         seeds_dir = Path(empty)

@@ -461,9 +461,10 @@ def _infer_pattern(values: np.ndarray) -> str | None:
     [shape] = shapes
     classes = {"A": "[A-Z]+", "a": "[a-z]+", "9": "[0-9]+"}
     runs = sum(ch in classes for ch in shape)
-    if "9" not in shape or runs < 2 or len(shape) > 12:
-        # Codes have digits: a shape of letters alone ("Aa" for "Greenville") would
-        # reject the next "McDonald"; a single run ("123") says nothing a type would not.
+    if "9" not in shape or runs < 2 or len(shape) > 12 or " " in shape:
+        # Codes have digits and no spaces: a shape of letters alone ("Aa" for
+        # "Greenville") would reject the next "McDonald", one of words ("Item 7 of
+        # lot 3") the next phrasing; a single run ("123") says nothing a type would not.
         return None
     if not all(ch.isascii() and ch.isprintable() for ch in shape):
         return None
