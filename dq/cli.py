@@ -160,7 +160,12 @@ def _cmd_add_source(args: argparse.Namespace) -> int:
             )
     result = profiler.profile(args.path, name=noun, seeds_dir=seeds, previous=previous)
     text = profiler.render(result.declaration, noun=noun, rows=result.rows)
-    clean = profiler.printable
+
+    def clean(path_or_text) -> str:  # CSV text and paths, safe for a terminal
+        if isinstance(path_or_text, Path):
+            with contextlib.suppress(ValueError):
+                path_or_text = path_or_text.resolve().relative_to(Path.cwd())
+        return profiler.printable(path_or_text)
 
     columns = result.declaration["columns"]
     key = result.declaration.get("key")
@@ -175,18 +180,18 @@ def _cmd_add_source(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"  - {clean(note)}")
     if args.dry_run:
-        print(f"\n--- {declaration_path} (not written: --dry-run)")
+        print(f"\n--- {clean(declaration_path)} (not written: --dry-run)")
         print(text, end="")
         return pipeline.EXIT_OK
     if args.update:
-        changes = profiler.diff(old_text, text, str(declaration_path))
-        print(f"\n{changes}" if changes else f"\n{declaration_path}: no change proposed")
+        changes = profiler.diff(old_text, text, clean(declaration_path))
+        print(f"\n{changes}" if changes else f"\n{clean(declaration_path)}: no change proposed")
         if not args.write:
             print("nothing written: add --write to write this declaration and copy the file")
             return pipeline.EXIT_OK
     _install(settings, Path(args.path), csv_path, declaration_path, text)
-    print(f"\nwrote {declaration_path}")
-    print(f"copied {clean(args.path)} -> {csv_path}")
+    print(f"\nwrote {clean(declaration_path)}")
+    print(f"copied {clean(args.path)} -> {clean(csv_path)}")
     print("next: python -m dq run")
     return pipeline.EXIT_OK
 
