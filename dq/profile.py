@@ -468,7 +468,8 @@ def _infer_pattern(values: np.ndarray) -> str | None:
         return None
     if not all(ch.isascii() and ch.isprintable() for ch in shape):
         return None
-    pattern = "".join(classes.get(ch) or re.escape(ch) for ch in shape)
+    special = set(".^$*+?{}[]\\|()")  # re.escape also escapes "-", which needs none here
+    pattern = "".join(classes.get(ch) or (f"\\{ch}" if ch in special else ch) for ch in shape)
     return pattern if _all_match(re.compile(pattern), values) else None
 
 
