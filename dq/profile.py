@@ -640,6 +640,10 @@ def profile(
     notes: list[str] = []
     previous = previous or {}
     old_columns = previous.get("columns") or {}
+    if not isinstance(old_columns, dict) or not all(
+        isinstance(v, dict | None) for v in old_columns.values()
+    ):
+        raise BadInput("the declaration in force has no `columns` mapping to update")
 
     for encoding in _encodings(path):
         try:  # the first encoding that decodes every byte (the field count pass reads all)
