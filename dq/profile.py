@@ -107,10 +107,11 @@ MAX_INTEGER_DIGITS = 18
 #: Distinct values checked first: most columns fail a type on the first few.
 _SAMPLE = 200
 
-_DIGITS = re.compile(r"-?\d+")
-_INTEGER = re.compile(rf"-?(?:0|[1-9]\d{{0,{MAX_INTEGER_DIGITS - 1}}})")
-_DECIMAL = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
-_NUMBERISH = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# re.ASCII: \d is [0-9], as for SQL's checks ("٣" is a digit to Python, not to SQLite).
+_DIGITS = re.compile(r"-?\d+", re.ASCII)
+_INTEGER = re.compile(rf"-?(?:0|[1-9]\d{{0,{MAX_INTEGER_DIGITS - 1}}})", re.ASCII)
+_DECIMAL = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+_NUMBERISH = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False}
 _BOOLEAN_LETTERS = {"t": True, "f": False, "y": True, "n": False}
@@ -125,7 +126,9 @@ _ISO_DATE = "%Y-%m-%d"
 _ISO_FORMS = {(len("2018-09-01T12:55:00"), sep): f"%Y-%m-%d{sep}%H:%M:%S" for sep in "T "} | {
     (len("2018-09-01T12:55"), sep): f"%Y-%m-%d{sep}%H:%M" for sep in "T "
 }
-_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?")
+_ISO_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?", re.ASCII
+)
 #: Fixed-width formats tried for other dates (ISO's own order is "iso").
 _DATE_ORDERS = ("%Y{s}%m{s}%d", "%d{s}%m{s}%Y", "%m{s}%d{s}%Y")
 _TIME_PARTS = ("", " %H:%M", " %H:%M:%S", "T%H:%M", "T%H:%M:%S")
@@ -362,7 +365,8 @@ def _format_regex(fmt: str) -> re.Pattern:
     parts = re.split(r"(%[YmdHMS])", fmt)
     width = {"%Y": r"\d{4}"}
     return re.compile(
-        "".join(width.get(p, r"\d{2}") if p.startswith("%") else re.escape(p) for p in parts if p)
+        "".join(width.get(p, r"\d{2}") if p.startswith("%") else re.escape(p) for p in parts if p),
+        re.ASCII,
     )
 
 

@@ -382,6 +382,13 @@ def test_an_unnamed_row_index_column(tmp_path):
     assert "\n  '':" in rendered and yaml.safe_load(rendered) == p.declaration
 
 
+def test_only_ascii_digits_are_numbers(tmp_path):
+    # Python's \\d also matches "٣" (Arabic-Indic three); SQL's checks do not.
+    text = "n,d\n" + "".join(f"{i},2020-01-1{i}\n" for i in range(9)) + "\u0663,2020-01-1\u0663\n"
+    c = declare(_write(tmp_path / "u.csv", text)).declaration["columns"]
+    assert c["n"].get("type", "text") == "text" and c["d"].get("type", "text") == "text"
+
+
 def test_refuses_files_a_run_would_refuse(tmp_path):
     with pytest.raises(BadInput, match=r"rag.csv:3: 2 fields where the header has 3"):
         declare(_write(tmp_path / "rag.csv", "a,b,c\n1,2,3\n4,5\n"))
