@@ -137,6 +137,114 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return pipeline.EXIT_OK
 
 
+def _cmd_add_source(args: argparse.Namespace) -> int:
+    """Profile a CSV and declare it as a source (docs/add-source.md)."""
+    import yaml
+
+    from dq import profile as profiler
+    from dq.errors import BadInput
+
+    settings = config.load()
+    if args.write and not args.update:
+        raise BadInput("--write goes with --update (a new source is written unless --dry-run)")
+    if args.write and args.dry_run:
+        raise BadInput("--dry-run writes nothing: leave out --write")
+    seeds = settings.seeds_dir
+    noun = profiler.noun_for(args.path, args.name)
+    declaration_path, csv_path = seeds / f"{noun}.yml", seeds / f"raw_{noun}.csv"
+    old_text, previous = None, None
+    if args.update:
+        if not declaration_path.exists():
+            raise BadInput(
+                f"no source {noun!r} ({declaration_path} is missing): leave out --update"
+            )
+        old_text = declaration_path.read_text(encoding="utf-8")
+        previous = yaml.safe_load(old_text)
+        if not isinstance(previous, dict):
+            raise BadInput(f"{declaration_path} is not a declaration (a mapping)")
+    else:
+        existing = [str(p) for p in (declaration_path, csv_path) if p.exists()]
+        if existing:
+            raise BadInput(
+                f"source {noun!r} exists ({', '.join(existing)}): choose another --name,"
+                " or propose a new declaration with --update"
+            )
+    result = profiler.profile(args.path, name=noun, seeds_dir=seeds, previous=previous)
+    text = profiler.render(result.declaration, noun=noun, rows=result.rows)
+
+    def clean(path_or_text) -> str:  # CSV text and paths, safe for a terminal
+        if isinstance(path_or_text, Path):
+            with contextlib.suppress(ValueError):
+                path_or_text = path_or_text.resolve().relative_to(Path.cwd())
+        return profiler.printable(path_or_text)
+
+    columns = result.declaration["columns"]
+    key = result.declaration.get("key")
+    keys = {key} if isinstance(key, str) else set(key or [])
+    print(f"{clean(args.path)}: {result.rows} rows, {len(columns)} columns")
+    for header, spec in columns.items():
+        name = (spec or {}).get("name", header)
+        what = profiler.describe(spec) + (", key" if header in keys else "")
+        print(f"  {clean(header)[:28]:<28} {name[:28]:<28} {clean(what)}")
+    if result.notes:
+        print("unsure:")
+        for note in result.notes:
+            print(f"  - {clean(note)}")
+    if args.dry_run:
+        print(f"\n--- {clean(declaration_path)} (not written: --dry-run)")
+        print(text, end="")
+        return pipeline.EXIT_OK
+    if args.update:
+        changes = profiler.diff(old_text, text, clean(declaration_path))
+        print(f"\n{changes}" if changes else f"\n{clean(declaration_path)}: no change proposed")
+        if not args.write:
+            print("nothing written: add --write to write this declaration and copy the file")
+            return pipeline.EXIT_OK
+    _install(settings, Path(args.path), csv_path, declaration_path, text)
+    print(f"\nwrote {clean(declaration_path)}")
+    print(f"copied {clean(args.path)} -> {clean(csv_path)}")
+    print("next: python -m dq run")
+    return pipeline.EXIT_OK
+
+
+def _install(settings, source: Path, csv_path: Path, declaration_path: Path, text: str) -> None:
+    """Write the declaration and copy the file (each replaced atomically), then
+    regenerate the dbt files; if that fails, put both files back as they were."""
+    import os
+    import shutil
+    import tempfile
+
+    try:
+        from dq.generate import sync
+    except ImportError:  # the generator is not merged yet (issue 9)
+        sync = None
+
+    saved = {p: p.read_bytes() if p.exists() else None for p in (csv_path, declaration_path)}
+
+    def replace(path: Path, write) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    try:
+        if not (csv_path.exists() and os.path.samefile(source, csv_path)):
+            replace(csv_path, lambda tmp: shutil.copyfile(source, tmp))
+        replace(declaration_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        if sync is not None:
+            sync(settings)
+    except BaseException:
+        for path, data in saved.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+        raise
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from dq import serve
 
@@ -239,6 +347,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="document the build of this (failed) run; default: the published warehouse",
     )
     p.set_defaults(func=_cmd_docs)
+
+    p = verb(
+        "add-source",
+        "profile a CSV and declare it as a source: seeds/<noun>.yml + seeds/raw_<noun>.csv",
+    )
+    p.add_argument("path", type=Path, help="the CSV file to profile")
+    p.add_argument("--name", help="the source's noun (default: from the file name, raw_ stripped)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the declaration and notes; write nothing"
+    )
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="the source exists: profile the new file and print the proposed declaration"
+        " as a diff (hand-written descriptions, rules and names are kept)",
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="with --update: write the proposed declaration and copy the file into seeds/",
+    )
+    p.set_defaults(func=_cmd_add_source)
 
     p = verb("serve", "serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
     p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")
