@@ -214,10 +214,7 @@ def _install(settings, source: Path, csv_path: Path, declaration_path: Path, tex
     import shutil
     import tempfile
 
-    try:
-        from dq.generate import sync
-    except ImportError:  # the generator is not merged yet (issue 9)
-        sync = None
+    from dq.generate import sync
 
     saved = {p: p.read_bytes() if p.exists() else None for p in (csv_path, declaration_path)}
 
@@ -234,8 +231,7 @@ def _install(settings, source: Path, csv_path: Path, declaration_path: Path, tex
         if not (csv_path.exists() and os.path.samefile(source, csv_path)):
             replace(csv_path, lambda tmp: shutil.copyfile(source, tmp))
         replace(declaration_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        if sync is not None:
-            sync(settings)
+        sync(settings)
     except BaseException:
         for path, data in saved.items():
             if data is None:

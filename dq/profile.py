@@ -46,30 +46,7 @@ import pandas as pd
 import yaml
 
 from dq.errors import BadInput
-
-#: SQLite's keywords (sqlite.org/lang_keywords.html) and the PostgreSQL reserved
-#: words SQLite lacks: a clean name is never one (custom rules use clean names
-#: unquoted). A block of words reads better than 160 quoted strings.
-SQL_KEYWORDS = frozenset(
-    """
-    abort action add after all alter always analyze and as asc attach autoincrement before
-    begin between by cascade case cast check collate column commit conflict constraint create
-    cross current current_date current_time current_timestamp database default deferrable
-    deferred delete desc detach distinct do drop each else end escape except exclude exclusive
-    exists explain fail filter first following for foreign from full generated glob group
-    groups having if ignore immediate in index indexed initially inner insert instead intersect
-    into is isnull join key last left like limit match materialized natural no not nothing
-    notnull null nulls of offset on or order others outer over partition plan pragma preceding
-    primary query raise range recursive references regexp reindex release rename replace
-    restrict returning right rollback row rows savepoint select set table temp temporary then
-    ties to transaction trigger unbounded union unique update using vacuum values view virtual
-    when where window with without
-    analyse array asymmetric both leading localtime localtimestamp only placing session_user
-    some symmetric trailing user variadic
-    """.split()  # noqa: SIM905
-)
-#: Also never a clean name: SQLite's hidden row id and the column the check models add.
-RESERVED_NAMES = SQL_KEYWORDS | {"rowid", "oid", "_rowid_", "reject_reason"}
+from dq.sources import RESERVED_NAMES
 
 #: Cell texts that commonly mean "no value". One becomes a file-level null
 #: (``file.nulls``) when it is seen in a column that is otherwise typed.
@@ -243,7 +220,7 @@ def clean_names(headers: list[str], keep: dict[str, str] | None = None) -> list[
             names.append(keep[header])
             continue
         base = clean_name(header)[:MAX_NAME].rstrip("_") or f"column_{position}"
-        if base in RESERVED_NAMES:
+        if base in RESERVED_NAMES or base.startswith("dq_"):
             base = f"{base}_"
         name, n = base, 1
         while name in taken:

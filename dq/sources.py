@@ -51,6 +51,10 @@ SQL_KEYWORDS = frozenset(
     """.split()  # noqa: SIM905 (one word list reads better than 180 lines)
 )
 
+#: Never a clean name either: SQLite's hidden row id and the columns the check
+#: models add (``dq_*`` is reserved for them as a whole).
+RESERVED_NAMES = SQL_KEYWORDS | {"rowid", "oid", "_rowid_", "reject_reason", "copy_number"}
+
 DECLARATION_SUFFIX = ".yml"
 
 
@@ -123,7 +127,15 @@ class Source:
 
     @property
     def headers(self) -> tuple[str, ...]:
+        """The header of the file, as declared."""
         return tuple(c.header for c in self.columns)
+
+    @property
+    def raw_names(self) -> tuple[str, ...]:
+        """The raw table's column names: the headers, except that dbt's CSV
+        reader (agate) names an empty header by its position ('a', 'b', ...),
+        as R and pandas exports have for row names."""
+        return tuple(c.header or _letter_name(i) for i, c in enumerate(self.columns))
 
     def column(self, header: str) -> Column:
         return next(c for c in self.columns if c.header == header)
@@ -141,6 +153,9 @@ class Source:
         """Everything the dbt macros need, as plain JSON data."""
         data = asdict(self)
         data.pop("path")
+        for column, raw in zip(data["columns"], self.raw_names, strict=True):
+            # The raw table's column, and how reasons name the column.
+            column.update(raw=raw, label=column["header"] or column["name"])
         data.update(
             raw_table=self.raw_table,
             checked_table=self.checked_table,
@@ -296,8 +311,8 @@ def _columns(reader: _Reader, doc: _Mapping) -> list[Column] | None:
         return None
     columns = []
     for header, column in spec.items():
-        if not _text(header) or not header:
-            reader.at(spec, header, f"column header {header!r} must be non-empty text")
+        if not _text(header):
+            reader.at(spec, header, f"column header {header!r} must be text")
             continue
         if '"' in header or not header.isprintable():
             # dbt quotes column names without escaping: such a header cannot load.
@@ -348,14 +363,17 @@ def _column(reader: _Reader, header: str, spec: _Mapping) -> Column | None:
     for setting, types in _FOR_TYPES.items():
         if setting in spec and kind not in types:
             reader.at(spec, setting, f"{header}: {setting!r} is for {' and '.join(types)} columns")
-    default = header if IDENTIFIER.fullmatch(header) and header not in SQL_KEYWORDS else None
+    default = header if _plain(header) else None
     name = spec.get("name", default)
     if name is None:
         reader.at(spec, None, f"{header}: the header is not a plain name; add name: <snake_case>")
         return None
-    if not _text(name) or not IDENTIFIER.fullmatch(name) or name in SQL_KEYWORDS:
+    if not _text(name) or not _plain(name):
         reader.at(
-            spec, "name", f"{header}: clean name {name!r} must be snake_case and not an SQL keyword"
+            spec,
+            "name",
+            f"{header}: clean name {name!r} must be snake_case and not an SQL keyword"
+            " (nor rowid, reject_reason, copy_number or dq_*)",
         )
     for flag in ("required", "lowercase"):
         if flag in spec and not isinstance(spec[flag], bool):
@@ -456,6 +474,21 @@ def _column(reader: _Reader, header: str, spec: _Mapping) -> Column | None:
         if kind == "boolean"
         else (),
         references=references,
+    )
+
+
+def _letter_name(index: int) -> str:
+    """agate's name for an unnamed column (agate.utils.letter_name)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return letters[index % 26] * (index // 26 + 1)
+
+
+def _plain(name: str) -> bool:
+    """A clean name: snake_case, not a keyword, not a name the models use."""
+    return (
+        bool(IDENTIFIER.fullmatch(name))
+        and name not in RESERVED_NAMES
+        and not name.startswith("dq_")
     )
 
 

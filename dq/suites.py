@@ -112,12 +112,12 @@ def raw_suite(source: Source) -> list[gxe.Expectation]:
     """Raw table: the file contract is critical; key quality and the text shape
     of typed columns are watched (warning: dbt quarantines such rows)."""
     out: list[gxe.Expectation] = [
-        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(source.headers)),
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(source.raw_names)),
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *_key(list(source.key), severity=WARNING),
+        *_key([source.raw_names[source.headers.index(h)] for h in source.key], severity=WARNING),
     ]
     nulls = "".join(f"|{re.escape(n)}" for n in source.nulls)
-    for column in source.columns:
+    for column, raw in zip(source.columns, source.raw_names, strict=True):
         shape = text_shape(column)
         if shape is None:
             continue
@@ -125,7 +125,7 @@ def raw_suite(source: Source) -> list[gxe.Expectation]:
         shape = shape.removeprefix("(?i)")
         out.append(
             gxe.ExpectColumnValuesToMatchRegex(
-                column=column.header,
+                column=raw,
                 regex=rf"{flags}^\s*(?:{shape}{nulls})?\s*$",
                 severity=WARNING,
             )
@@ -226,7 +226,7 @@ def rejected_suite(source: Source) -> list[gxe.Expectation]:
             severity="info",
         ),
         gxe.ExpectColumnValuesToNotBeNull(column="reject_reason"),
-        gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*source.headers, "reject_reason"]),
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*source.raw_names, "reject_reason"]),
     ]
 
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import re
 import shutil
 import sqlite3
-import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import yaml
 
 from dq import profile as profiler
 from dq.errors import BadInput
+from dq.sources import SQL_KEYWORDS
 from tests.conftest import copy_project, run_cli
 
 PENGUINS = Path(str(files("palmerpenguins") / "data" / "penguins-raw.csv"))
@@ -38,21 +37,6 @@ REAL_CSVS = sorted(
     + list(Path(str(files("vega_datasets") / "_data")).glob("*.csv"))
     + list((Path(__file__).resolve().parent.parent / "seeds").glob("raw_*.csv"))
 )
-
-
-@pytest.fixture(autouse=True)
-def _only_this_checkouts_generator(monkeypatch):
-    """An editable install of another checkout (its setuptools finder) lends that
-    checkout's ``dq.generate`` to this one when this one has none; a branch
-    is tested with its own modules only."""
-    spec = importlib.util.find_spec("dq.generate")
-    if spec is not None and Path(spec.origin).parent != Path(profiler.__file__).parent:
-        monkeypatch.setitem(sys.modules, "dq.generate", None)
-
-
-def _has_generator() -> bool:
-    spec = importlib.util.find_spec("dq.generate")
-    return spec is not None and Path(spec.origin).parent == Path(profiler.__file__).parent
 
 
 def declare(path: Path, seeds_dir: Path | None = None, **kwargs) -> profiler.Profile:
@@ -311,7 +295,7 @@ def test_typical_breakage_is_rejected(tmp_path):
 )
 def test_clean_names(headers, names):
     assert profiler.clean_names(headers) == names
-    assert not set(names) & profiler.SQL_KEYWORDS
+    assert not set(names) & SQL_KEYWORDS
 
 
 def test_clean_names_keep_the_names_in_force():
@@ -543,10 +527,6 @@ def test_update_needs_the_source(root):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not _has_generator(),
-    reason="the dbt generator (dq.generate, issue 9) is not merged yet",
-)
 def test_new_sources_publish_on_the_first_run_and_broken_rows_are_quarantined(root):
     for path, noun in ((PENGUINS, "penguins"), (AIRPORTS, "airports")):
         result = run_cli(root, "add-source", str(path), "--name", noun)

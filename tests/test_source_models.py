@@ -88,9 +88,10 @@ columns:
   what: {required: true}
 """
 LOG_YML = """\
-description: Log lines without a key; identical lines are all kept.
+description: Log lines without a key, with R's unnamed row-name column; all kept.
 duplicates: keep_all
 columns:
+  '': {name: row_name, type: integer}
   line: {}
 """
 
@@ -116,7 +117,7 @@ def built(tmp_path_factory) -> Path:
         "events.yml": EVENTS_YML,
         "raw_events.csv": "what\nopen\nclose\nclose\n",
         "log.yml": LOG_YML,
-        "raw_log.csv": "line\nhello\nhello\n",
+        "raw_log.csv": '"",line\n1,hello\n2,hello\n',
     }
     for name, text in files.items():
         (seeds / name).write_text(text, encoding="utf-8")
@@ -188,4 +189,9 @@ def test_duplicate_policies_without_a_key(built):
         ("close", "duplicate row"),
         ("close", "duplicate row"),
     ]
-    assert _rows(built, "select count(*) from stg_log") == [(2,)]
+    assert _rows(built, "select row_name, line from stg_log order by 1") == [
+        (1, "hello"),
+        (2, "hello"),
+    ]
+    # dbt's CSV reader names the unnamed column by its position.
+    assert [r[1] for r in _rows(built, "pragma table_info(raw_log)")] == ["a", "line"]

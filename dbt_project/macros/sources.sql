@@ -41,7 +41,7 @@
 
 {#- The raw cell of a column, as text. -#}
 {% macro dq_raw(column, relation='') -%}
-    {{ relation ~ '.' if relation }}{{ dq_quote(column.header) }}
+    {{ relation ~ '.' if relation }}{{ dq_quote(column.raw) }}
 {%- endmacro %}
 
 {#- True when a cell holds no value: null, only white space, or a declared null token. -#}
@@ -142,13 +142,13 @@
 {#- Why a raw cell that is not blank fails to parse as its type, as a reason. -#}
 {% macro dq_type_reason(column) -%}
     {%- set kind = column.type -%}
-    {%- if kind == 'integer' -%}{{ column.header }} is not a whole number
-    {%- elif kind == 'decimal' -%}{{ column.header }} is not a number
-    {%- elif kind == 'money' and column.unit == 'cents' -%}{{ column.header }} is not a whole number of cents
-    {%- elif kind == 'money' -%}{{ column.header }} is not an amount
-    {%- elif kind == 'boolean' -%}{{ column.header }} is not one of {{ (column.true_values + column.false_values) | join(', ') }}
-    {%- elif column.format == 'iso' -%}{{ column.header }} is not a {{ kind }}
-    {%- else -%}{{ column.header }} is not a {{ kind }} ({{ column.format }})
+    {%- if kind == 'integer' -%}{{ column.label }} is not a whole number
+    {%- elif kind == 'decimal' -%}{{ column.label }} is not a number
+    {%- elif kind == 'money' and column.unit == 'cents' -%}{{ column.label }} is not a whole number of cents
+    {%- elif kind == 'money' -%}{{ column.label }} is not an amount
+    {%- elif kind == 'boolean' -%}{{ column.label }} is not one of {{ (column.true_values + column.false_values) | join(', ') }}
+    {%- elif column.format == 'iso' -%}{{ column.label }} is not a {{ kind }}
+    {%- else -%}{{ column.label }} is not a {{ kind }} ({{ column.format }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -171,11 +171,13 @@
 {% macro dq_rules(source) -%}
     {%- set rules = [] -%}
     {%- set key = source.key -%}
+    {%- set key_labels = [] -%}
     {%- for header in key -%}
         {%- set column = (source.columns | selectattr('header', 'equalto', header) | first) -%}
-        {%- do rules.append((dq_blank(source, column, 'c'), header ~ ' is missing')) -%}
+        {%- do key_labels.append(column.label) -%}
+        {%- do rules.append((dq_blank(source, column, 'c'), column.label ~ ' is missing')) -%}
     {%- endfor -%}
-    {%- set key_text = key | join(' and ') -%}
+    {%- set key_text = key_labels | join(' and ') -%}
     {%- if source.duplicates == 'keep_first' -%}
         {%- do rules.append(('c.copy_number > 1', 'duplicate row')) -%}
         {%- if key -%}
@@ -189,7 +191,7 @@
         {%- set value = 'v.' ~ column.name -%}
         {%- set filled = 'not ' ~ dq_blank(source, column, 'c') -%}
         {%- if column.required and column.header not in key -%}
-            {%- do rules.append((dq_blank(source, column, 'c'), column.header ~ ' is missing')) -%}
+            {%- do rules.append((dq_blank(source, column, 'c'), column.label ~ ' is missing')) -%}
         {%- endif -%}
         {%- if column.type != 'text' -%}
             {%- do rules.append((filled ~ ' and ' ~ value ~ ' is null', dq_type_reason(column))) -%}
@@ -197,25 +199,25 @@
         {%- if column['values'] is not none -%}
             {%- set allowed = column['values'] | map('lower') | list if column.lowercase else column['values'] -%}
             {%- do rules.append((value ~ ' not in ' ~ dq_list(allowed),
-                column.header ~ ' is not one of ' ~ column['values'] | join(', '))) -%}
+                column.label ~ ' is not one of ' ~ column['values'] | join(', '))) -%}
         {%- endif -%}
         {%- if column.pattern is not none -%}
             {%- do rules.append(('not ' ~ dq_matches(value, column.pattern),
-                column.header ~ ' does not match ' ~ column.pattern)) -%}
+                column.label ~ ' does not match ' ~ column.pattern)) -%}
         {%- endif -%}
         {%- if column.min is not none -%}
             {%- do rules.append((value ~ ' < ' ~ dq_bound(column, column.min),
-                column.header ~ (' is in the past' if column.min == 'now' else ' is below ' ~ column.min))) -%}
+                column.label ~ (' is in the past' if column.min == 'now' else ' is below ' ~ column.min))) -%}
         {%- endif -%}
         {%- if column.max is not none -%}
             {%- do rules.append((value ~ ' > ' ~ dq_bound(column, column.max),
-                column.header ~ (' is in the future' if column.max == 'now' else ' is above ' ~ column.max))) -%}
+                column.label ~ (' is in the future' if column.max == 'now' else ' is above ' ~ column.max))) -%}
         {%- endif -%}
         {%- if column.references is not none -%}
             {%- set target = source.referenced[column.references] -%}
             {%- do rules.append((value ~ ' not in (select ' ~ target.key ~ ' from '
                 ~ ref(target.clean_table) ~ ' where ' ~ target.key ~ ' is not null)',
-                column.header ~ ' has no clean match in ' ~ column.references)) -%}
+                column.label ~ ' has no clean match in ' ~ column.references)) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- for rule in source.rules -%}
@@ -227,10 +229,10 @@
 {#- checked_<noun>: every raw row, as received, with its reason (null when clean). -#}
 {% macro dq_checked(source) -%}
 {%- set raw_columns = [] -%}
-{%- for column in source.columns %}{% do raw_columns.append(dq_quote(column.header)) %}{% endfor -%}
+{%- for column in source.columns %}{% do raw_columns.append(dq_quote(column.raw)) %}{% endfor -%}
 {%- set all_columns = raw_columns | join(', ') -%}
 {%- set key_columns = [] -%}
-{%- for header in source.key %}{% do key_columns.append('trim(' ~ dq_quote(header) ~ ')') %}{% endfor -%}
+{%- for column in source.columns if column.header in source.key %}{% do key_columns.append('trim(' ~ dq_quote(column.raw) ~ ')') %}{% endfor -%}
 with
 
 numbered as (
@@ -287,7 +289,7 @@ checked as (
 
     select
         {%- for column in source.columns %}
-        c.{{ dq_quote(column.header) }},
+        c.{{ dq_quote(column.raw) }},
         {%- endfor %}
         c.copy_number,
         {{ reject_reason(dq_rules(source)) }} as reject_reason
@@ -339,7 +341,7 @@ rejected as (
 
     select
         {%- for column in source.columns %}
-        {{ dq_quote(column.header) }},
+        {{ dq_quote(column.raw) }},
         {%- endfor %}
         reject_reason
     from {{ ref(source.checked_table) }}
