@@ -201,8 +201,8 @@ def _check_header(path: Path, header: list[str], source: Source, problems: _Prob
                 1,
                 None,
                 f"the header differs from {source.path.name}: if the file changed shape on"
-                f" purpose, `python -m dq add-source {path.name} --update` proposes the new"
-                " declaration",
+                " purpose, `python -m dq add-source <this file> --update` proposes the new"
+                " declaration as a diff",
             )
         )
 
