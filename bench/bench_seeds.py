@@ -16,8 +16,9 @@ see :func:`ensure_data`), then runs, one after the other:
 - ``.import``: the sqlite3 CLI importing the same files (or, without the CLI,
   Python's ``executemany``, labelled as such).
 
-Both dbt runs read the project's ``seeds/_seeds.yml``, so the seeds are
-declared exactly as in production (every column ``text``). Wall time and peak
+Both dbt runs use the project's source declarations (``seeds/*.yml``) and the
+seed config generated from them, so the seeds are declared exactly as in
+production (every column ``text``). Wall time and peak
 RSS are measured per subprocess (``os.wait4``); the "load" column is dbt's own
 execution time of the seed nodes (from ``run_results.json``), i.e. wall time
 minus dbt's start-up, parsing and artifact writing.
@@ -39,8 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dq import generate  # noqa: E402
+from dq.sources import load_sources  # noqa: E402
+
 DBT_PROJECT = ROOT / "dbt_project"
-SEEDS_YML = ROOT / "seeds" / "_seeds.yml"
 LOADER_MACRO = "seed_loader.sql"
 SQLITE3_CLI = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 
@@ -166,11 +171,12 @@ def _project_copy(dest: Path, *, stock: bool) -> Path:
 
 
 def _seed_dir(dest: Path, data: Path) -> Path:
-    """The CSVs (symlinked, not copied) plus the project's seed declarations."""
+    """The CSVs (symlinked, not copied) plus the project's source declarations."""
     dest.mkdir()
     for csv_file in sorted(data.glob("*.csv")):
         (dest / csv_file.name).symlink_to(csv_file)
-    shutil.copy2(SEEDS_YML, dest / SEEDS_YML.name)
+    for declaration in sorted((ROOT / "seeds").glob("*.yml")):
+        shutil.copy2(declaration, dest / declaration.name)
     return dest
 
 
@@ -184,7 +190,9 @@ def run_dbt(route: str, scale: float, data: Path, rows: int, work: Path) -> Resu
     """Time ``dbt seed`` on a fresh project copy and a fresh, empty build folder."""
     run_dir = work / f"{route}-{scale:g}"
     project = _project_copy(run_dir / "dbt_project", stock=(route == "stock"))
-    _seed_dir(run_dir / "seeds", data)
+    seeds = _seed_dir(run_dir / "seeds", data)
+    # The seed config (all text, quoting, delimiter) generated from the declarations.
+    generate.write(load_sources(seeds), project / generate.GENERATED)
     build = run_dir / "build"
     build.mkdir()
     env = dict(os.environ)
