@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import pstats
-import re
 import subprocess
 import sys
 import tempfile
@@ -41,29 +39,12 @@ sys.path.insert(0, str(ROOT))
 
 from dq import profile as profiler  # noqa: E402  (the repository's own package)
 
+sys.path.insert(0, str(ROOT / "bench"))
+# The cached, reproducible data the seed benchmark generates too.
+from bench_seeds import _generate as ensure_data  # noqa: E402
+
 TARGET_S = 10.0
 TARGET_ROWS = 300_000
-
-
-def ensure_data(cache_dir: Path, years: float, seed: int) -> tuple[Path, dict[str, int]]:
-    """``years`` of simulated data, generated once; its folder and row counts."""
-    out = cache_dir / f"years-{years:g}-seed-{seed}"
-    marker = out / "counts.json"
-    if marker.exists():
-        return out, json.loads(marker.read_text())
-    print(f"generating {years:g} year(s) of data (seed {seed}) into {out} ...", flush=True)
-    proc = subprocess.run(
-        [sys.executable, "-m", "dq", "data", "--years", f"{years:g}", "--seed", str(seed)]
-        + ["--out", str(out), "--overwrite"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(raw_\w+)\s+(\d+) rows$", proc.stdout, re.M)}
-    # Written last, so an interrupted generation is redone rather than reused.
-    marker.write_text(json.dumps(counts, indent=1))
-    return out, counts
 
 
 def ensure_wide(cache_dir: Path, rows: int = TARGET_ROWS, seed: int = 42) -> Path:
