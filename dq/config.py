@@ -94,6 +94,8 @@ class Settings:
     keep_failed_builds: int = 3
     #: runs whose GX results and Data Docs pages are kept under gx/uncommitted/
     keep_validation_runs: int = 10
+    #: where releases are promoted (``current`` points at the one in force)
+    production_dir: Path | None = None
 
     @property
     def builds_dir(self) -> Path:
@@ -122,6 +124,21 @@ class Settings:
     def dbt_docs_dir(self) -> Path:
         """dbt docs of the latest run that built them (what ``dq serve`` shows)."""
         return self.warehouse_dir / "docs" / "dbt"
+
+    @property
+    def model_dir(self) -> Path:
+        """The model stage's work: the candidate it trained and its gate verdict."""
+        return self.warehouse_dir / "model"
+
+    @property
+    def model_config(self) -> Path:
+        """The versioned model configuration (features, estimator, gate)."""
+        return self.root / "model" / "config.yml"
+
+    @property
+    def production(self) -> Path:
+        """Releases (``releases/<id>/``) and ``current``, the one in force."""
+        return self.production_dir or self.root / "production"
 
     @property
     def data_docs_dir(self) -> Path:
@@ -171,4 +188,5 @@ def load() -> Settings:
         row_change_min_rows=_int("DQ_ROW_CHANGE_MIN_ROWS", 50),
         keep_failed_builds=_int("DQ_KEEP_FAILED_BUILDS", 3),
         keep_validation_runs=_int("DQ_KEEP_VALIDATION_RUNS", 10),
+        production_dir=_path("DQ_PRODUCTION_DIR", root / "production"),
     )

@@ -194,9 +194,9 @@ def compose(run: Run, env: Mapping[str, str] | None = None) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
-def _wanted(run: Run, env: Mapping[str, str]) -> bool:
+def _wanted(ok: bool, env: Mapping[str, str]) -> bool:
     on = {p.strip().lower() for p in env.get("DQ_NOTIFY_ON", "failure,success").split(",")}
-    return ("success" if run.exit_code == EXIT_OK else "failure") in on
+    return ("success" if ok else "failure") in on
 
 
 def webhook_target(url: str) -> str:
@@ -343,7 +343,29 @@ def notify_run(run: Run, env: Mapping[str, str] | None = None) -> list[str]:
         return []
 
 
+def notify_stage(
+    stage: str, ok: bool, message: str, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Send the outcome of a CI/CD stage (``model``, ``deploy``, ``rollback``) to
+    every configured channel: on failure the message names the reason (``F1 0.41
+    < threshold 0.60``), on success what was done (the release). Never raises."""
+    env = os.environ if env is None else env
+    subject = f"[dq] jaffle_shop {stage}: {'OK' if ok else 'FAILED'}"
+    try:
+        return _send(stage, ok, subject, f"{stage}: {message}", env)
+    except Exception as exc:
+        _log(env, logging.WARNING, "[%s] notification failed: %s", stage, describe_error(exc))
+        return []
+
+
 def _notify(run: Run, env: Mapping[str, str]) -> list[str]:
+    subject, body = compose(run, env)
+    return _send(run.run_id, run.exit_code == EXIT_OK, subject, body, env)
+
+
+def _send(tag: str, ok: bool, subject: str, body: str, env: Mapping[str, str]) -> list[str]:
+    """Send one message (subject, body) to every configured channel that wants
+    this outcome; ``tag`` names what it is about in the log."""
     webhook = env.get("DQ_SLACK_WEBHOOK_URL", "").strip()
     smtp = bool(env.get("DQ_SMTP_HOST", "").strip() and env.get("DQ_SMTP_TO", "").strip())
     if not webhook and not smtp:
@@ -352,21 +374,21 @@ def _notify(run: Run, env: Mapping[str, str]) -> list[str]:
             logging.INFO,
             "[%s] no notification channel configured (DQ_SLACK_WEBHOOK_URL, "
             "DQ_SMTP_HOST + DQ_SMTP_TO); not notifying",
-            run.run_id,
+            tag,
         )
         return []
-    if not _wanted(run, env):
+    if not _wanted(ok, env):
         _log(
             env,
             logging.INFO,
             "[%s] DQ_NOTIFY_ON=%s: not notifying about %s",
-            run.run_id,
+            tag,
             env.get("DQ_NOTIFY_ON"),
-            run.status,
+            "success" if ok else "failure",
         )
         return []
-    # Step messages quote errors from elsewhere: keep secrets out of the message too.
-    subject, body = (redact(text, env) for text in compose(run, env))
+    # Messages quote errors from elsewhere: keep secrets out of the message too.
+    subject, body = (redact(text, env) for text in (subject, body))
     sent: list[str] = []
     if webhook:
         try:
@@ -377,7 +399,7 @@ def _notify(run: Run, env: Mapping[str, str]) -> list[str]:
                 env,
                 logging.WARNING,
                 "[%s] webhook notification to %s failed: %s",
-                run.run_id,
+                tag,
                 webhook_target(webhook),
                 describe_error(exc),
             )
@@ -389,7 +411,7 @@ def _notify(run: Run, env: Mapping[str, str]) -> list[str]:
                 env,
                 logging.WARNING,
                 "[%s] e-mail notification via %s failed: %s",
-                run.run_id,
+                tag,
                 smtp_target(env),
                 describe_error(exc),
             )
@@ -397,7 +419,7 @@ def _notify(run: Run, env: Mapping[str, str]) -> list[str]:
         env,
         logging.INFO,
         "[%s] notified: %s",
-        run.run_id,
+        tag,
         ", ".join(sent) or "nothing (all channels failed)",
     )
     return sent
