@@ -15,6 +15,7 @@ reads the result and reports failures by severity, and the caller decides.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def run_checkpoint(settings: Settings, build: Build, layer: str, run_id: str) ->
         # dq.datadocs: render CSV values as text, then make the site work offline.
         datadocs.use_escaping_views(context)
         result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
-        _build_data_docs(context, result)
+        _build_data_docs(context, settings, result)
         datadocs.finalize_site(settings.data_docs_dir)
     suites = []
     for validation in result.run_results.values():
@@ -191,16 +192,31 @@ def run_checkpoint(settings: Settings, build: Build, layer: str, run_id: str) ->
     )
 
 
-def _build_data_docs(context, result) -> None:
-    """The pages of this checkpoint's results and suites, and the site index, built once."""
+def _build_data_docs(context, settings: Settings, result) -> None:
+    """The pages of this checkpoint's results, and the site index, built once.
+
+    A suite's own page is rebuilt only when the suite changed: the run's suite
+    JSON is compared with a stamp of the one the page was built from.
+    """
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
     )
 
     resources = list(result.run_results)
+    stamps = settings.gx_dir / "uncommitted" / "suite_pages"
+    stamps.mkdir(parents=True, exist_ok=True)
+    fresh = {}
     for name in sorted({v.suite_name for v in result.run_results.values()}):
-        resources.append(ExpectationSuiteIdentifier(name=name))
+        suite = Path(context.root_directory) / "expectations" / f"{name}.json"
+        digest = hashlib.sha256(suite.read_bytes()).hexdigest()
+        page = settings.data_docs_dir / "expectations" / f"{name}.html"
+        stamp = stamps / f"{name}.sha256"
+        if not page.exists() or not stamp.exists() or stamp.read_text() != digest:
+            resources.append(ExpectationSuiteIdentifier(name=name))
+            fresh[stamp] = digest
     context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=resources)
+    for stamp, digest in fresh.items():
+        stamp.write_text(digest)
 
 
 def _describe(config, result: dict) -> str:
