@@ -1,4 +1,4 @@
-{#- A customer's lifetime spend is the sum of their orders' totals. -#}
+{#- A customer's lifetime spend is the sum of their orders' totals, to the cent. -#}
 with
 
 spend as (
@@ -12,4 +12,4 @@ spend as (
 select customers.*
 from {{ ref('customers') }} as customers
 left join spend on spend.customer_id = customers.customer_id
-where abs(customers.lifetime_spend - coalesce(spend.spend, 0)) >= 0.005
+where round(customers.lifetime_spend - coalesce(spend.spend, 0), 2) <> 0
