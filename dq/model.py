@@ -491,12 +491,13 @@ def production_metrics(settings: Settings) -> dict | None:
 
 
 def _pair(a: float, b: float) -> tuple[str, str]:
-    """Two numbers as text, with as many decimals as it takes to tell them apart."""
+    """Two numbers as text, with as many decimals as it takes to tell them apart
+    (0.4999 < 0.5000, not 0.50 < 0.50); two decimals when they are equal."""
     for digits in (2, 3, 4):
         left, right = f"{a:.{digits}f}", f"{b:.{digits}f}"
         if left != right:
-            break
-    return left, right
+            return left, right
+    return f"{a:.2f}", f"{b:.2f}"
 
 
 def gate(candidate: Candidate, settings: Settings) -> list[str]:
@@ -519,7 +520,7 @@ def gate(candidate: Candidate, settings: Settings) -> list[str]:
     production = production_metrics(settings)
     if production is not None:
         floor = float(production["f1"]) - thresholds["max_f1_drop"]
-        if f1 < floor:
+        if f1 < floor - 1e-9:  # 0.62 - 0.05 is 0.5700000000000001 in floats
             shown, theirs = _pair(f1, float(production["f1"]))
             reasons.append(
                 f"F1 {shown} is more than {thresholds['max_f1_drop']:g} below production's {theirs}"
