@@ -241,6 +241,41 @@ def _install(settings, source: Path, csv_path: Path, declaration_path: Path, tex
         raise
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    """Train a candidate on the audited published warehouse and gate it."""
+    from dq import model
+    from dq.notify import notify_stage
+
+    settings = config.load()
+    try:
+        candidate = model.run_stage(settings, args.config)
+    except (pipeline.PipelineError, OSError) as exc:
+        candidate = getattr(exc, "candidate", None)
+        if candidate is not None:
+            print(model.describe(candidate))
+        print(f"error: {exc}", file=sys.stderr)
+        # Failures only: a passing candidate changes nothing until deploy, which notifies.
+        notify_stage("model", False, str(exc))
+        return getattr(exc, "exit_code", pipeline.EXIT_ENVIRONMENT)
+    print(model.describe(candidate))
+    return pipeline.EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """Score the published orders with the production model."""
+    from dq import model
+
+    settings = config.load()
+    try:
+        path = model.predict(settings)
+    except (pipeline.PipelineError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", pipeline.EXIT_ENVIRONMENT)
+    print(f"Predictions: {path}")
+    print(f"             {path.parent / 'predictions.db'} (table {model.PREDICTIONS})")
+    return pipeline.EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from dq import serve
 
@@ -365,6 +400,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --update: write the proposed declaration and copy the file into seeds/",
     )
     p.set_defaults(func=_cmd_add_source)
+
+    p = verb(
+        "model",
+        "train the order-food model on the audited published warehouse and gate it"
+        " (candidate in warehouse/model/candidate/)",
+    )
+    p.add_argument(
+        "--config", type=Path, help="model configuration (default: $DQ_ROOT/model/config.yml)"
+    )
+    p.set_defaults(func=_cmd_model)
+
+    p = verb(
+        "predict",
+        "score every published order with the production model"
+        " (warehouse/predictions/: CSV and predictions.db)",
+    )
+    p.set_defaults(func=_cmd_predict)
 
     p = verb("serve", "serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
     p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")

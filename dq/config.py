@@ -131,6 +131,12 @@ class Settings:
         return self.warehouse_dir / "model"
 
     @property
+    def predictions_dir(self) -> Path:
+        """What the production model predicted for the published orders (CSV and
+        SQLite); never inside the published warehouse, which stays as audited."""
+        return self.warehouse_dir / "predictions"
+
+    @property
     def model_config(self) -> Path:
         """The versioned model configuration (features, estimator, gate)."""
         return self.root / "model" / "config.yml"

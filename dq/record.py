@@ -67,8 +67,8 @@ def is_alive(identity: dict | None) -> bool:
         return False
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def now_iso(timespec: str = "seconds") -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec=timespec)
 
 
 @dataclass
@@ -176,6 +176,31 @@ class Run:
         except FileNotFoundError:
             raise BadInput(f"no run record {path}: was the run begun?") from None
         return cls.from_dict(settings, data)
+
+
+def last_published(settings: Settings) -> Run | None:
+    """The run whose publish is in force: of the records whose publish step
+    passed, the one that published last (None when no run ever published).
+
+    Its publish step's ``fingerprint`` is the SHA-256 of the bytes the gates
+    audited and publish copied; the published warehouse must still have it.
+    """
+    found: tuple[tuple[str, str], Run] | None = None
+    for path in settings.runs_dir.glob("*.json"):
+        if path.name == "latest.json":
+            continue
+        try:
+            run = Run.from_dict(settings, json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        step = run.step("publish")
+        if step is None or step.status != "ok" or not step.detail.get("fingerprint"):
+            continue
+        # published_at is recorded since the model stage; older records: when the run ended.
+        when = step.detail.get("published_at") or run.finished_at or run.started_at or ""
+        if found is None or (when, run.run_id) > found[0]:
+            found = ((when, run.run_id), run)
+    return found[1] if found else None
 
 
 def abandoned(run: Run) -> bool:

@@ -31,7 +31,7 @@ from dq.errors import (
     looks_environmental,
 )
 from dq.lock import warehouse_lock
-from dq.record import Run, StepRecord, process_identity
+from dq.record import Run, StepRecord, now_iso, process_identity
 from dq.sources import declaration_paths, load_sources
 
 log = logging.getLogger(__name__)
@@ -302,8 +302,12 @@ def publish(run: Run) -> StepRecord:
                 publish_mod.publish(run.build.db, settings.published_db, audited, keep_old)
             except publish_mod.NotAudited as exc:
                 raise GateFailed(str(exc)) from exc
+            # Under the lock, to the microsecond (a waiting run publishes right after):
+            # the publish in force is the one with the latest time (record.last_published).
+            published_at = now_iso("microseconds")
         record.detail["published_db"] = str(settings.published_db)
         record.detail["fingerprint"] = audited
+        record.detail["published_at"] = published_at
 
     return timed(run, "publish", body)
 

@@ -12,6 +12,9 @@ declarations that run checked (:mod:`dq.sources`, docs/sources.md):
   ``critical``. dbt routes rows with the same declared rules; GX gates.
 * ``rejected_<noun>``: every row has a reason; its size is shown.
 * marts: not empty. Their rules are dbt tests (``models/marts/*.yml``).
+* features (``models/features/``): what a model learns from and scores, held
+  to its rules here (types, ranges, one row per order), all ``critical``: a
+  feature table that breaks them is never published, so no model sees it.
 
 Each rule's literal lives in the declaration; nothing here repeats one.
 Every expectation type used here is exercised on SQLite by the tests.
@@ -234,6 +237,54 @@ def mart_suite(name: str) -> list[gxe.Expectation]:
     return [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
 
 
+def _order_features() -> list[gxe.Expectation]:
+    """``order_features``: one row per order of the ``orders`` mart, every
+    feature in the range the model (dq/model.py) is trained on."""
+    out: list[gxe.Expectation] = [
+        _rows(
+            "one row per order: as many rows here as in orders",
+            "select * from (select (select count(*) from orders) as order_rows,"
+            " (select count(*) from {batch}) as feature_rows)"
+            " where order_rows <> feature_rows",
+        ),
+        *_key(["order_id"]),
+    ]
+    integers = {
+        "order_hour": (0, 23),
+        "order_day_of_week": (0, 6),
+        "previous_orders": (0, None),
+        "includes_food": (0, 1),
+    }
+    for column, (low, high) in integers.items():
+        out += [
+            gxe.ExpectColumnValuesToNotBeNull(column=column),
+            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=INTEGER),
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high),
+        ]
+    out += [
+        gxe.ExpectColumnValuesToBeInSet(column="includes_food", value_set=[0, 1]),
+        gxe.ExpectColumnValuesToNotBeNull(column="location_id"),
+        # Null for a first order (no history); else a share.
+        gxe.ExpectColumnValuesToBeInTypeList(column="previous_food_share", type_list=NUMBER),
+        gxe.ExpectColumnValuesToBeBetween(column="previous_food_share", min_value=0, max_value=1),
+        _rows(
+            "previous_food_share is null exactly for a first order",
+            "select * from {batch} where (previous_orders = 0) <> (previous_food_share is null)",
+        ),
+    ]
+    return out
+
+
+#: The rules of each feature table (``models/features/<name>.sql``), by name.
+FEATURE_RULES = {"order_features": _order_features}
+
+
+def feature_suite(name: str) -> list[gxe.Expectation]:
+    """A feature table: not empty, and its own rules (:data:`FEATURE_RULES`)."""
+    rules = FEATURE_RULES.get(name)
+    return [gxe.ExpectTableRowCountToBeBetween(min_value=1), *(rules() if rules else [])]
+
+
 def notes(source: Source, table: str) -> list[str]:
     """The declaration's descriptions, for the suite's page in Data Docs."""
     lines = [
@@ -250,7 +301,7 @@ def notes(source: Source, table: str) -> list[str]:
 
 
 def declare(
-    sources: dict[str, Source], marts: Iterable[str] = ()
+    sources: dict[str, Source], marts: Iterable[str] = (), features: Iterable[str] = ()
 ) -> dict[str, dict[str, list[gxe.Expectation]]]:
     """All suites, grouped by layer: ``{"raw": {table: [...]}, "transformed": {...}}``.
 
@@ -263,6 +314,8 @@ def declare(
         transformed[source.rejected_table] = rejected_suite(source)
     for mart in marts:
         transformed[mart] = mart_suite(mart)
+    for table in features:
+        transformed[table] = feature_suite(table)
     return {"raw": raw, "transformed": transformed}
 
 

@@ -72,6 +72,12 @@ def marts(settings: Settings) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.sql"))
 
 
+def features(settings: Settings) -> list[str]:
+    """The feature tables models learn from (their rules are GX suites, dq.suites)."""
+    folder = settings.dbt_project_dir / "models" / "features"
+    return sorted(p.stem for p in folder.glob("*.sql"))
+
+
 def run_context(settings: Settings, build: Build):
     """The run's own GX file context in ``<build>/gx/``, with every suite,
     asset, validation definition and checkpoint registered from the
@@ -107,7 +113,7 @@ def _register(context, settings: Settings, build: Build, layer: str) -> None:
     datasource = context.data_sources.get(DATASOURCE)
     sources = load_sources(build.seeds_dir)
     notes = suite_notes(sources.values())
-    suites = declare(sources, marts(settings))[layer]
+    suites = declare(sources, marts(settings), features(settings))[layer]
     definitions = []
     for table, expectations in suites.items():
         suite = gx.ExpectationSuite(name=table, expectations=expectations, notes=notes.get(table))

@@ -27,9 +27,9 @@ _IGNORE = shutil.ignore_patterns(
 
 
 def copy_project(dest: Path) -> Path:
-    """Copy what a run needs (dbt project, seeds, GX config, profile) to ``dest``."""
+    """Copy what a run needs (dbt project, seeds, GX config, model config, profile) to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("dbt_project", "seeds", "gx"):
+    for name in ("dbt_project", "seeds", "gx", "model"):
         shutil.copytree(REPO / name, dest / name, ignore=_IGNORE, symlinks=True)
     shutil.copy2(REPO / "profiles.yml", dest / "profiles.yml")
     return dest

@@ -97,7 +97,11 @@ def test_columns_to_match_ordered_list_on_sqlite(validate):
 def test_every_declared_expectation_type_is_covered_here():
     from dq import validate
 
-    declared = suites.declare(load_sources(REPO / "seeds"), validate.marts(config.for_root(REPO)))
+    settings = config.for_root(REPO)
+    declared = suites.declare(
+        load_sources(REPO / "seeds"), validate.marts(settings), validate.features(settings)
+    )
+    assert "order_features" in declared["transformed"]
     used = {
         type(e).__name__ for layer in declared.values() for exps in layer.values() for e in exps
     }
