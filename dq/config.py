@@ -96,6 +96,8 @@ class Settings:
     keep_validation_runs: int = 10
     #: where releases are promoted (``current`` points at the one in force)
     production_dir: Path | None = None
+    #: releases kept under ``production/releases/`` (the one in force always stays; 0: all)
+    keep_releases: int = 10
 
     @property
     def builds_dir(self) -> Path:
@@ -195,4 +197,5 @@ def load() -> Settings:
         keep_failed_builds=_int("DQ_KEEP_FAILED_BUILDS", 3),
         keep_validation_runs=_int("DQ_KEEP_VALIDATION_RUNS", 10),
         production_dir=_path("DQ_PRODUCTION_DIR", root / "production"),
+        keep_releases=_int("DQ_KEEP_RELEASES", 10),
     )

@@ -39,7 +39,8 @@ def table_counts(db: Path) -> dict[str, int]:
         }
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """fsync a file or a folder (after a rename into it: the new entry is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -96,7 +97,7 @@ def publish(build_db: Path, published_db: Path, audited: str, keep_old: Path | N
             keep_old.parent.mkdir(parents=True, exist_ok=True)
             os.link(published_db, keep_old)
         os.replace(tmp, published_db)
-        _fsync(published_db.parent)
+        fsync(published_db.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return published_db
