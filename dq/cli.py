@@ -276,6 +276,70 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return pipeline.EXIT_OK
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    """Promote the gated model and its data into production (dq.release)."""
+    from dq import release
+
+    settings = config.load()
+    try:
+        done = release.deploy(settings)
+    except pipeline.PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if done.changed:
+        print(f"Deployed {done.describe()}")
+    else:
+        print(f"Nothing to deploy: {done.describe()} is already in force (same model and data)")
+    print(f"In force: {settings.production / release.CURRENT} -> {done.path}")
+    return pipeline.EXIT_OK
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    """Put the release before the current one back into force (dq.release)."""
+    from dq import release
+
+    settings = config.load()
+    try:
+        done = release.rollback(settings)
+    except pipeline.PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"Rolled back to {done.describe()}")
+    print(f"In force: {settings.production / release.CURRENT} -> {done.path}")
+    return pipeline.EXIT_OK
+
+
+def _cmd_releases(args: argparse.Namespace) -> int:
+    """List the releases kept in production, the one in force marked."""
+    from dq import release
+
+    settings = config.load()
+    try:
+        in_force = release.current(settings)
+        found = release.releases(settings)
+    except pipeline.PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.current:
+        print(in_force.release_id if in_force else "none")
+        return pipeline.EXIT_OK
+    if not found:
+        print(f"no releases in {settings.production}")
+    for item in found:
+        mark = "*" if in_force and item.release_id == in_force.release_id else " "
+        print(f"{mark} {item.describe()}")
+    return pipeline.EXIT_OK
+
+
+def _cmd_notify(args: argparse.Namespace) -> int:
+    """Send one stage's outcome to the configured channels (CI's post steps)."""
+    from dq.notify import notify_stage
+
+    sent = notify_stage(args.stage, args.outcome == "success", args.message)
+    print(f"notified: {', '.join(sent) or 'nothing (no channel configured or wanted)'}")
+    return pipeline.EXIT_OK  # a notification never fails the build
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from dq import serve
 
@@ -417,6 +481,28 @@ def build_parser() -> argparse.ArgumentParser:
         " (warehouse/predictions/: CSV and predictions.db)",
     )
     p.set_defaults(func=_cmd_predict)
+
+    p = verb(
+        "deploy",
+        "promote the gated model candidate and the published warehouse, dbt docs and"
+        " GX Data Docs it was trained on into production (atomically)",
+    )
+    p.set_defaults(func=_cmd_deploy)
+
+    p = verb("rollback", "put the release before the current one back into force (atomically)")
+    p.set_defaults(func=_cmd_rollback)
+
+    p = verb("releases", "list the releases kept in production; * marks the one in force")
+    p.add_argument(
+        "--current", action="store_true", help="print only the id of the release in force"
+    )
+    p.set_defaults(func=_cmd_releases)
+
+    p = verb("notify", "send a CI/CD stage's outcome to the configured channels (never fails)")
+    p.add_argument("stage", help="the stage or pipeline it is about, e.g. ci, lint, deploy")
+    p.add_argument("outcome", choices=["success", "failure"], help="success or failure")
+    p.add_argument("message", help="what happened: the release, or the failed stage and why")
+    p.set_defaults(func=_cmd_notify)
 
     p = verb("serve", "serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
     p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")
