@@ -10,14 +10,23 @@ always) builds dbt docs, records the outcome with this DAG run's id, notifies
 (`DQ_SLACK_WEBHOOK_URL`, `DQ_SMTP_*`) and cleans old builds. GX Data Docs are
 updated by every checkpoint, so failed runs are visible.
 
+After `publish`, the run's dbt docs are built (`docs`), the model stage trains
+on the freshly published warehouse and gates the candidate (`model`: F1 against
+the threshold, the baseline and production), and `deploy` promotes the model with
+that data release into production (`DQ_PRODUCTION_DIR`, atomically): scheduled
+runs keep production current. A failed gate or a refused deploy fails its task
+at once and notifies the reason (`F1 0.41 < threshold 0.60`); production is
+left as it was.
+
 A successful `publish` emits the `jaffle_shop_warehouse` asset event (DAGs that
 read the warehouse can be scheduled on it). Trigger with config
 `{"accept": ["row-counts"], "reason": "..."}` to accept an intended change for
 one run (recorded with who and why). Schedule: `DQ_SCHEDULE` (default `@daily`;
 empty for manual runs only).
 
-Every task is a thin call to `dq.pipeline` (`begin`, `execute`, `conclude`):
-the same functions `python -m dq run` calls. Nothing heavy happens at import time.
+Every task is a thin call to `dq.pipeline` (`begin`, `execute`, `document`,
+`conclude`), `dq.model.run_stage` or `dq.release.deploy`: the same functions
+`python -m dq run`, `model` and `deploy` call. Nothing heavy happens at import time.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ WAREHOUSE = Asset(name="jaffle_shop_warehouse", uri="dq://jaffle_shop/warehouse"
 def _fail_fast(exc: Exception) -> Exception:
     """Bad data or a failed gate does not get better by retrying: fail now.
     Environment failures (disk full, a busy lock) keep Airflow's retries."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from dq import pipeline
 
@@ -73,12 +82,14 @@ def _fail_fast(exc: Exception) -> Exception:
     doc_md=__doc__,
 )
 def jaffle_shop_dq():
+    """The tasks in order; the DAG's own docs are this module's docstring."""
+
     @setup
     @task
     def begin(**context) -> str:
         """`dq.pipeline.begin`: the run record (with this DAG run's id) and the
         run's own build folder; returns the pipeline's run id."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from dq import config, pipeline
 
@@ -113,12 +124,49 @@ def jaffle_shop_dq():
 
         return run
 
+    @task
+    def docs(dq_run_id: str) -> None:
+        """`dq.pipeline.document`: dbt docs of this run's build now, so that the
+        release `deploy` makes carries them (`conclude` then skips them)."""
+        from dq import config, pipeline
+
+        try:
+            pipeline.document(config.load(), dq_run_id)
+        except pipeline.PipelineError as exc:
+            raise _fail_fast(exc) from exc
+
+    @task
+    def model() -> None:
+        """`dq.model.run_stage`: features of the published warehouse -> train ->
+        gate. A failed gate fails the task at once (no retry) and is notified."""
+        from dq import config, pipeline
+        from dq import model as model_stage
+        from dq.notify import notify_stage
+
+        try:
+            model_stage.run_stage(config.load())
+        except pipeline.PipelineError as exc:
+            notify_stage("model", False, str(exc))
+            raise _fail_fast(exc) from exc
+
+    @task
+    def deploy(dq_run_id: str) -> str:
+        """`dq.release.deploy`: the gated model with this run's data release into
+        production, atomically (a no-op when it is already there); returns its id.
+        The deploy notifies its outcome itself."""
+        from dq import config, pipeline, release
+
+        try:
+            return release.deploy(config.load(), run_id=dq_run_id).release_id
+        except pipeline.PipelineError as exc:
+            raise _fail_fast(exc) from exc
+
     @teardown(on_failure_fail_dagrun=True)
     @task
     def conclude(dq_run_id: str) -> int:
         """`dq.pipeline.conclude`: dbt docs, the outcome in the run record, one
         notification, clean-up; fails the DAG run unless the warehouse was published."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from dq import config, pipeline
 
@@ -127,13 +175,15 @@ def jaffle_shop_dq():
             raise AirflowFailException(f"run {dq_run_id}: {run.status} (exit {run.exit_code})")
         return run.exit_code
 
+    # `a >> b` sets a dependency: an expression used for its effect.
+    # pylint: disable=pointless-statement,expression-not-assigned
     run_id = begin()
     previous = run_id
     for name in STEP_NAMES:
         current = step_task(name)(run_id)
         previous >> current
         previous = current
-    previous >> conclude(run_id)
+    previous >> docs(run_id) >> model() >> deploy(run_id) >> conclude(run_id)
 
 
 jaffle_shop_dq()

@@ -70,6 +70,7 @@ __all__ = [
     "StepRecord",
     "begin",
     "conclude",
+    "document",
     "execute",
     "new_run_id",
     "run_all",
@@ -192,6 +193,13 @@ def execute(settings: Settings, run_id: str, name: str, run: Run | None = None) 
     Raises the step's failure."""
     step = {s.__name__: s for s in STEPS}[name]
     return step(run if run is not None else Run.load(settings, run_id))
+
+
+def document(settings: Settings, run_id: str) -> StepRecord:
+    """dbt docs of the run's build now instead of in :func:`conclude` (which then
+    skips them): the DAG deploys a release before the run concludes, and a release
+    carries the docs of the run that published its data. Raises on failure."""
+    return steps_mod.docs(Run.load(settings, run_id))
 
 
 def outcome(run: Run) -> int:

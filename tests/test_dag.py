@@ -14,7 +14,8 @@ from dq.pipeline import STEP_NAMES
 from tests.conftest import REPO
 
 DAG_ID = "jaffle_shop_dq"
-ORDER = ["begin", *STEP_NAMES, "conclude"]
+#: After publish: this run's dbt docs, the model stage on the fresh data, the deploy.
+ORDER = ["begin", *STEP_NAMES, "docs", "model", "deploy", "conclude"]
 
 
 @pytest.fixture
@@ -68,7 +69,8 @@ print(json.dumps({{
     # feeds the run id to every task, so it fans out).
     for before, after in zip(ORDER[1:-1], ORDER[2:], strict=True):
         assert tasks[before] == [after], (before, tasks[before])
-    assert "preflight" in tasks["begin"] and "conclude" in tasks["begin"]
+    assert {"preflight", "docs", "deploy", "conclude"} <= set(tasks["begin"])
+    assert "model" not in tasks["begin"]  # it trains on the published warehouse, not a run
     assert tasks["conclude"] == []
     # begin/conclude are Airflow's setup/teardown: conclude runs whatever failed,
     # and its failure (the run did not publish) fails the DAG run.
