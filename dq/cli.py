@@ -374,6 +374,31 @@ def _years(text: str) -> float:
     return years
 
 
+def _release_verbs(verb) -> None:
+    """The CI/CD verbs: deploy, rollback, releases, notify."""
+    p = verb(
+        "deploy",
+        "promote the gated model candidate and the published warehouse, dbt docs and"
+        " GX Data Docs it was trained on into production (atomically)",
+    )
+    p.set_defaults(func=_cmd_deploy)
+
+    p = verb("rollback", "put the release before the current one back into force (atomically)")
+    p.set_defaults(func=_cmd_rollback)
+
+    p = verb("releases", "list the releases kept in production; * marks the one in force")
+    p.add_argument(
+        "--current", action="store_true", help="print only the id of the release in force"
+    )
+    p.set_defaults(func=_cmd_releases)
+
+    p = verb("notify", "send a CI/CD stage's outcome to the configured channels (never fails)")
+    p.add_argument("stage", help="the stage or pipeline it is about, e.g. ci, lint, deploy")
+    p.add_argument("outcome", choices=["success", "failure"], help="success or failure")
+    p.add_argument("message", help="what happened: the release, or the failed stage and why")
+    p.set_defaults(func=_cmd_notify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb; each argument has a help text (a test walks them)."""
     parser = argparse.ArgumentParser(
@@ -482,27 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_predict)
 
-    p = verb(
-        "deploy",
-        "promote the gated model candidate and the published warehouse, dbt docs and"
-        " GX Data Docs it was trained on into production (atomically)",
-    )
-    p.set_defaults(func=_cmd_deploy)
-
-    p = verb("rollback", "put the release before the current one back into force (atomically)")
-    p.set_defaults(func=_cmd_rollback)
-
-    p = verb("releases", "list the releases kept in production; * marks the one in force")
-    p.add_argument(
-        "--current", action="store_true", help="print only the id of the release in force"
-    )
-    p.set_defaults(func=_cmd_releases)
-
-    p = verb("notify", "send a CI/CD stage's outcome to the configured channels (never fails)")
-    p.add_argument("stage", help="the stage or pipeline it is about, e.g. ci, lint, deploy")
-    p.add_argument("outcome", choices=["success", "failure"], help="success or failure")
-    p.add_argument("message", help="what happened: the release, or the failed stage and why")
-    p.set_defaults(func=_cmd_notify)
+    _release_verbs(verb)
 
     p = verb("serve", "serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
     p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")

@@ -233,6 +233,24 @@ def _plan(settings: Settings, run_id: str | None, hash_warehouse: bool = False) 
 
     ``hash_warehouse``: also prove the published file is the bytes its run
     audited (the copy into the release proves it again, under the lock)."""
+    run, fingerprint = _published_run(settings, run_id)
+    candidate, folder = _gated_candidate(settings, run, fingerprint)
+    if hash_warehouse:
+        try:
+            published = _sha256(settings.published_db)
+        except FileNotFoundError:
+            raise BadInput(f"no published warehouse at {settings.published_db}") from None
+        if published != fingerprint:
+            raise GateFailed(_not_audited(settings, run, published, fingerprint))
+    sites = {"dbt docs": settings.dbt_docs_dir, "GX Data Docs": settings.data_docs_dir}
+    for site, path in sites.items():
+        if not (path / "index.html").is_file():
+            raise BadInput(f"no {site} at {path}: run the pipeline again")
+    return _Plan(run, fingerprint, candidate, folder, _sha256(folder / "model.skops"))
+
+
+def _published_run(settings: Settings, run_id: str | None) -> tuple[Run, str]:
+    """The latest run, if it published (and documented) the warehouse; its fingerprint."""
     run = _latest_run(settings)
     if run_id is not None and run.run_id != run_id:
         raise GateFailed(
@@ -254,8 +272,12 @@ def _plan(settings: Settings, run_id: str | None, hash_warehouse: bool = False) 
             f"run {run.run_id} has no dbt docs to release (docs step:"
             f" {docs.status if docs else 'not run'}): run the pipeline again"
         )
-    model = _model_module()
-    candidate = model.load_candidate(settings)
+    return run, fingerprint
+
+
+def _gated_candidate(settings: Settings, run: Run, fingerprint: str) -> tuple[object, Path]:
+    """The model stage's candidate, if its gate passed on exactly this warehouse."""
+    candidate = _model_module().load_candidate(settings)
     folder = settings.model_dir / CANDIDATE
     if candidate is None:
         raise BadInput(f"no model candidate in {folder}: run the model stage first (`make model`)")
@@ -272,18 +294,7 @@ def _plan(settings: Settings, run_id: str | None, hash_warehouse: bool = False) 
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
         raise BadInput(f"the candidate in {folder} lacks {', '.join(missing)}")
-    if hash_warehouse:
-        try:
-            published = _sha256(settings.published_db)
-        except FileNotFoundError:
-            raise BadInput(f"no published warehouse at {settings.published_db}") from None
-        if published != fingerprint:
-            raise GateFailed(_not_audited(settings, run, published, fingerprint))
-    sites = {"dbt docs": settings.dbt_docs_dir, "GX Data Docs": settings.data_docs_dir}
-    for site, path in sites.items():
-        if not (path / "index.html").is_file():
-            raise BadInput(f"no {site} at {path}: run the pipeline again")
-    return _Plan(run, fingerprint, candidate, folder, _sha256(folder / "model.skops"))
+    return candidate, folder
 
 
 def _not_audited(settings: Settings, run: Run, actual: str, audited: str) -> str:
