@@ -1,6 +1,7 @@
 # The verbs people guess. Everything installs into .venv from requirements.txt.
 #   make demo   set up and run the whole pipeline on the bundled data
 #   make test   set up (incl. Chromium for browser tests) and run the whole test suite
+#   make ci     the CI/CD stages in order, as the Jenkinsfile runs them (docs/cicd.md)
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -9,9 +10,14 @@ UV := $(BIN)/python -m uv
 PYTEST_ARGS ?=
 YEARS ?= 1
 SEED ?= 42
+#: The CI/CD stages, in order: each is a target below, `make ci` runs them one after
+#: the other, and the Jenkinsfile has one stage per entry (tests/test_cicd.py checks).
+CI_STAGES := lint test validate model deploy
+OUTCOME ?= failure
 
-.PHONY: help setup setup-ui setup-test demo run test lint fmt docs serve airflow airflow-stop \
-	airflow-status screenshots data sample bench bench-quick lock clean sync
+.PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
+	airflow-stop airflow-status screenshots data sample bench bench-quick lock clean sync \
+	validate model deploy rollback ci ci-notify
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -24,8 +30,9 @@ setup: ## create .venv, install the pinned requirements and the dq package, gene
 	@$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
 	@$(BIN)/python -m dq sync >/dev/null
 
-setup-ui: ## pinned front-end assets so GX Data Docs render offline (npm ci)
-	@test -d node_modules/bootstrap || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+setup-ui: ## pinned front-end assets so GX Data Docs render offline, and npm-groovy-lint (npm ci)
+	@test -d node_modules/bootstrap -a -d node_modules/npm-groovy-lint || \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 setup-test: setup setup-ui ## also install what the tests need beyond Python: Chromium, assets
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -43,11 +50,43 @@ test: setup-test ## the whole test suite (what .ci/run calls)
 screenshots: setup-test ## re-shoot docs/img/*.png (the README's pictures) with the browser tests
 	DQ_UPDATE_README_IMAGES=1 $(BIN)/python -m pytest -m browser
 
-lint: setup ## ruff and SQLFluff
+lint: setup ## ruff, SQLFluff and pylint (fails under the score in pyproject.toml) (CI stage)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DQ_BUILD_DB=$(CURDIR)/dbt_project/dev/jaffle_shop.db DQ_BUILD_DIR=$(CURDIR)/dbt_project/dev \
 	  $(BIN)/sqlfluff lint dbt_project/models  # the dbt templater connects: the dev sandbox
+	$(BIN)/pylint dq dags
+
+lint-jenkins: setup-ui ## lint the Jenkinsfile with npm-groovy-lint (needs Java 17; ~20 s)
+	npx --no-install npm-groovy-lint --noserver --failon error Jenkinsfile
+
+validate: setup ## the data pipeline (CI stage): what `make run` does
+	$(BIN)/python -m dq run
+
+model: setup ## features -> train -> F1 gate on the published warehouse (CI stage)
+	$(BIN)/python -m dq model
+
+deploy: setup ## promote the gated model and its data release into production/ (CI stage)
+	$(BIN)/python -m dq deploy
+
+rollback: setup ## put the release before the current one back into force
+	$(BIN)/python -m dq rollback
+
+ci: ## the CI/CD pipeline locally, as Jenkins runs it: lint test validate model deploy
+	@for stage in $(CI_STAGES); do \
+	  echo "=== make $$stage"; $(MAKE) --no-print-directory $$stage || exit $$?; \
+	done
+
+ci-notify: ## notify a CI build's outcome (the Jenkinsfile's post steps): OUTCOME=success|failure
+	@test -x $(BIN)/python || { echo "no $(BIN)/python: cannot notify" >&2; exit 0; }
+	@build="$${JOB_NAME:-local} #$${BUILD_NUMBER:-0} ($$(git rev-parse --short HEAD 2>/dev/null))"; \
+	if [ "$(OUTCOME)" = success ]; then \
+	  release="$$($(BIN)/python -m dq releases --current)"; \
+	  message="$$build: $(CI_STAGES) passed; release $$release is in force. $${BUILD_URL:-}"; \
+	else \
+	  message="$$build: stage $${DQ_STAGE:-?} failed; this build left production as it was. $${BUILD_URL:-}"; \
+	fi; \
+	$(BIN)/python -m dq notify ci $(OUTCOME) "$$message"
 
 fmt: setup ## apply ruff's formatting
 	$(BIN)/ruff format .
@@ -86,5 +125,5 @@ lock: ## re-pin requirements.txt from requirements.in
 	$(UV) pip compile -q requirements.in -p $(BIN)/python -o requirements.txt --no-header
 	sed -i '1i # Exact pins of requirements.in for Python 3.11 (make lock).' requirements.txt
 
-clean: ## remove build outputs (not the venv)
+clean: ## remove build outputs (not the venv, not production/)
 	rm -rf warehouse dbt_project/target dbt_project/logs gx/uncommitted/validations gx/uncommitted/data_docs artifacts
