@@ -52,6 +52,7 @@ from dq.build import fingerprint as _sha256
 from dq.config import Settings
 from dq.errors import BadInput, EnvironmentFailure, GateFailed, PipelineError
 from dq.lock import ensure_writable, file_lock
+from dq.model import CANDIDATE, MODEL_FILE, Candidate, candidate_lock, load_candidate
 from dq.notify import notify_stage
 from dq.publish import fsync as _fsync
 from dq.publish import table_counts
@@ -65,8 +66,7 @@ RELEASES = "releases"
 CURRENT = "current"
 MANIFEST = "manifest.json"
 #: The candidate folder's files, as the model stage writes them (dq.model).
-CANDIDATE = "candidate"
-MODEL_FILES = ("model.skops", "card.json", "metrics.json", "gate.json")
+MODEL_FILES = (MODEL_FILE, "card.json", "metrics.json", "gate.json")
 DB_NAME = "jaffle_shop.db"
 _TMP = ".tmp-"  # a release being assembled (hidden: never listed)
 _OLD = ".old-"  # a release being removed by retention
@@ -110,7 +110,7 @@ class _Plan:
 
     run: Run
     fingerprint: str
-    candidate: object  # dq.model.Candidate
+    candidate: Candidate
     folder: Path
     model_sha256: str
 
@@ -204,14 +204,6 @@ def deploy(settings: Settings, run_id: str | None = None) -> Release:
     return release
 
 
-def _model_module():
-    try:
-        from dq import model
-    except ImportError as exc:  # pragma: no cover - the model stage ships with this package
-        raise EnvironmentFailure(f"the model stage (dq.model) cannot be imported: {exc}") from exc
-    return model
-
-
 def _latest_run(settings: Settings) -> Run:
     path = settings.runs_dir / "latest.json"
     try:
@@ -246,7 +238,7 @@ def _plan(settings: Settings, run_id: str | None, hash_warehouse: bool = False) 
     for site, path in sites.items():
         if not (path / "index.html").is_file():
             raise BadInput(f"no {site} at {path}: run the pipeline again")
-    return _Plan(run, fingerprint, candidate, folder, _sha256(folder / "model.skops"))
+    return _Plan(run, fingerprint, candidate, folder, _sha256(folder / MODEL_FILE))
 
 
 def _published_run(settings: Settings, run_id: str | None) -> tuple[Run, str]:
@@ -275,9 +267,9 @@ def _published_run(settings: Settings, run_id: str | None) -> tuple[Run, str]:
     return run, fingerprint
 
 
-def _gated_candidate(settings: Settings, run: Run, fingerprint: str) -> tuple[object, Path]:
+def _gated_candidate(settings: Settings, run: Run, fingerprint: str) -> tuple[Candidate, Path]:
     """The model stage's candidate, if its gate passed on exactly this warehouse."""
-    candidate = _model_module().load_candidate(settings)
+    candidate = load_candidate(settings)
     folder = settings.model_dir / CANDIDATE
     if candidate is None:
         raise BadInput(f"no model candidate in {folder}: run the model stage first (`make model`)")
@@ -308,7 +300,7 @@ def _not_audited(settings: Settings, run: Run, actual: str, audited: str) -> str
 def _trained_on(card: dict) -> tuple[str | None, str | None]:
     """The data version in a model card: the run and the warehouse's sha256."""
     data = card.get("data") or {}
-    return data.get("run_id"), data.get("warehouse_sha256") or data.get("sha256")
+    return data.get("run_id"), data.get("warehouse_sha256")
 
 
 @contextlib.contextmanager
@@ -320,8 +312,7 @@ def _production_lock(settings: Settings, what: str) -> Iterator[None]:
 def _promote(settings: Settings, run_id: str | None) -> Release:
     """Under the production lock: plan again, then reuse or assemble, then switch."""
     _clean_leftovers(settings)
-    model = _model_module()
-    with model.candidate_lock(settings, "deploy"):  # the model stage waits meanwhile
+    with candidate_lock(settings, "deploy"):  # the model stage waits meanwhile
         plan = _plan(settings, run_id)
         in_force = current(settings)
         if in_force is not None and _identity(in_force) == plan.identity:
@@ -337,7 +328,7 @@ def _promote(settings: Settings, run_id: str | None) -> Release:
 
 def _identity(release: Release) -> tuple[str, str]:
     files = release.manifest.get("files", {})
-    return files.get(f"data/{DB_NAME}", ""), files.get("model/model.skops", "")
+    return files.get(f"data/{DB_NAME}", ""), files.get(f"model/{MODEL_FILE}", "")
 
 
 def _new_id(settings: Settings, plan: _Plan) -> str:
@@ -366,7 +357,7 @@ def _assemble(settings: Settings, plan: _Plan) -> Release:
         (tmp / "model").mkdir()
         for name in MODEL_FILES:
             files[f"model/{name}"] = _copy_file(plan.folder / name, tmp / "model" / name)
-        if files["model/model.skops"] != plan.model_sha256:
+        if files[f"model/{MODEL_FILE}"] != plan.model_sha256:
             raise EnvironmentFailure("the candidate's model file changed while it was copied")
         (tmp / "data").mkdir()
         db_sha = _copy_file(settings.published_db, tmp / "data" / DB_NAME)

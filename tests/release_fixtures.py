@@ -1,92 +1,29 @@
 """Helpers for the release tests: a project with published data, fake model
 candidates in the model stage's format, and a digest of a whole folder tree.
 
-A candidate is written here by hand (a tiny real skops model, its card, metrics
-and gate verdict), so that deploy and rollback are tested without training.
-Until the model stage (``dq.model``) is part of the package, :func:`model_stub`
-stands in for its two functions deploy uses, reading the same files.
+A candidate is written here by hand in the model stage's format (a tiny real
+skops model, its card, metrics and gate verdict), so that deploy and rollback
+are tested without training; dq.model's own loader reads it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
-import sys
-import types
 from pathlib import Path
 
 from dq import config
-from tests.conftest import REPO, copy_project
+from tests.conftest import copy_project
 
 CANDIDATE_FILES = ("model.skops", "card.json", "metrics.json", "gate.json")
-
-
-def has_model_stage() -> bool:
-    """Whether the real model stage (dq/model.py) is installed."""
-    return importlib.util.find_spec("dq.model") is not None
-
-
-def model_stub() -> types.ModuleType:
-    """``dq.model``'s deploy-facing interface, reading the candidate folder as it does."""
-    from dq.lock import file_lock
-
-    module = types.ModuleType("dq.model")
-
-    @dataclasses.dataclass(frozen=True)
-    class Candidate:
-        folder: Path
-        metrics: dict
-        card: dict
-        passed: bool = False
-        reasons: tuple[str, ...] = ()
-
-    def load_candidate(settings):
-        folder = settings.model_dir / "candidate"
-        if not (folder / "gate.json").exists():
-            return None
-        verdict, metrics, card = (
-            json.loads((folder / name).read_text(encoding="utf-8"))
-            for name in ("gate.json", "metrics.json", "card.json")
-        )
-        return Candidate(
-            folder=folder,
-            metrics=metrics,
-            card=card,
-            passed=verdict.get("passed") is True and (folder / "model.skops").exists(),
-            reasons=tuple(verdict.get("reasons", ())),
-        )
-
-    @contextlib.contextmanager
-    def candidate_lock(settings, holder):
-        settings.model_dir.mkdir(parents=True, exist_ok=True)
-        with file_lock(settings.model_dir / ".lock", holder, settings.lock_timeout):
-            yield
-
-    module.Candidate = Candidate
-    module.load_candidate = load_candidate
-    module.candidate_lock = candidate_lock
-    return module
-
-
-def install_model_stub_if_missing() -> None:
-    """For a subprocess: put the stub in place when the real stage is not there."""
-    if not has_model_stage():
-        import dq
-
-        sys.modules["dq.model"] = dq.model = model_stub()
 
 
 def published_copy(bundled_root: Path, dest: Path) -> Path:
     """A project copy holding the session run's published warehouse, its run
     records, dbt docs and GX Data Docs: what deploy releases (no pipeline run)."""
     root = copy_project(dest)
-    if (REPO / "model").is_dir() and not (root / "model").exists():
-        shutil.copytree(REPO / "model", root / "model")
     source = bundled_root / "warehouse"
     (root / "warehouse").mkdir(exist_ok=True)
     shutil.copy2(source / "jaffle_shop.db", root / "warehouse" / "jaffle_shop.db")
@@ -99,7 +36,7 @@ def published_copy(bundled_root: Path, dest: Path) -> Path:
 
 def settings_for(root: Path, **overrides) -> config.Settings:
     """What ``config.load()`` gives a process with ``DQ_ROOT=root`` (and no other DQ_*)."""
-    return config.for_root(root, production_dir=root / "production", **overrides)
+    return config.for_root(root, **{"production_dir": root / "production", **overrides})
 
 
 def latest_record(root: Path) -> dict:

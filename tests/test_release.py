@@ -26,23 +26,12 @@ from tests.conftest import REPO, project_env, run_cli, sha256
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, bytes]:
-    """Two different tiny real models (skops files)."""
+    """Three different tiny real models (skops files)."""
     return {"a": fx.tiny_model(1.0), "b": fx.tiny_model(0.01), "c": fx.tiny_model(100.0)}
 
 
 @pytest.fixture
-def model_stage(monkeypatch):
-    """The real dq.model when it is installed, else the stub of its interface."""
-    if not fx.has_model_stage():
-        import dq
-
-        stub = fx.model_stub()
-        monkeypatch.setitem(sys.modules, "dq.model", stub)
-        monkeypatch.setattr(dq, "model", stub, raising=False)
-
-
-@pytest.fixture
-def root(tmp_path, bundled_run, model_stage) -> Path:
+def root(tmp_path, bundled_run) -> Path:
     source, result = bundled_run
     assert result.returncode == 0, result.stdout + result.stderr
     return fx.published_copy(source, tmp_path / "project")
@@ -270,8 +259,6 @@ def test_rollback_refuses_a_damaged_release(root, models):
 #: Runs ``python -m dq deploy`` in a process that SIGKILLs itself at one point.
 _KILLER = """
 import os, signal, sys
-from tests.release_fixtures import install_model_stub_if_missing
-install_model_stub_if_missing()
 from dq import cli, release
 
 point = sys.argv[1]
@@ -353,7 +340,6 @@ def test_a_deploy_killed_half_way_leaves_production_whole(root, models, point):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not fx.has_model_stage(), reason="needs the model stage (dq/model.py)")
 def test_model_stage_then_deploy_into_a_temporary_production(tmp_path, bundled_run, webhook):
     """What `make model` and `make deploy` do, on the bundled sample's published
     warehouse, into a production folder given by DQ_PRODUCTION_DIR."""
