@@ -184,8 +184,9 @@ def deploy(settings: Settings, run_id: str | None = None) -> Release:
     ``run_id``: deploy only if the latest run is this one (the DAG passes its
     own). Returns the release in force; ``changed`` is False when it already
     was. Raises :class:`GateFailed` (exit 1) or :class:`BadInput` (exit 2) with
-    the reason when refusing, :class:`EnvironmentFailure` (exit 3) when the
-    machine fails; production is then unchanged. Notifies either way.
+    the reason when refusing (production is then unchanged, byte for byte), or
+    :class:`EnvironmentFailure` (exit 3) when the machine fails (the release in
+    force is then unchanged). Notifies either way.
     """
     try:
         _plan(settings, run_id, hash_warehouse=True)  # refuse before touching production
