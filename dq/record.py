@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,13 +187,7 @@ def last_published(settings: Settings) -> Run | None:
     audited and publish copied; the published warehouse must still have it.
     """
     found: tuple[tuple[str, str], Run] | None = None
-    for path in settings.runs_dir.glob("*.json"):
-        if path.name == "latest.json":
-            continue
-        try:
-            run = Run.from_dict(settings, json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
+    for run in _records(settings):
         step = run.step("publish")
         if step is None or step.status != "ok" or not step.detail.get("fingerprint"):
             continue
@@ -201,6 +196,17 @@ def last_published(settings: Settings) -> Run | None:
         if found is None or (when, run.run_id) > found[0]:
             found = ((when, run.run_id), run)
     return found[1] if found else None
+
+
+def _records(settings: Settings) -> Iterator[Run]:
+    """Every readable run record, by run id (``latest.json`` is a copy, skipped)."""
+    for path in sorted(settings.runs_dir.glob("*.json")):
+        if path.name == "latest.json":
+            continue
+        try:
+            yield Run.from_dict(settings, json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
 
 
 def abandoned(run: Run) -> bool:
@@ -215,13 +221,7 @@ def abandoned(run: Run) -> bool:
 def mark_abandoned(settings: Settings) -> list[str]:
     """Close every abandoned record as such; returns their run ids."""
     found = []
-    for path in sorted(settings.runs_dir.glob("*.json")):
-        if path.name == "latest.json":
-            continue
-        try:
-            run = Run.from_dict(settings, json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
+    for run in _records(settings):
         if abandoned(run):
             for step in run.steps:
                 if step.status == "running":
@@ -230,8 +230,8 @@ def mark_abandoned(settings: Settings) -> list[str]:
             run.status = "abandoned"
             run.finished_at = now_iso()
             text = json.dumps(run.to_dict(), indent=2)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp = run.record_path.with_name(f".{run.record_path.name}.{os.getpid()}.tmp")
             tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            os.replace(tmp, run.record_path)
             found.append(run.run_id)
     return found
