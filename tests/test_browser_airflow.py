@@ -105,6 +105,9 @@ def test_airflow_runs_the_dag_and_shows_it(tmp_path, offline_page):
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     extra = {
         "DQ_ROOT": str(root),
+        # Explicit: a DQ_PRODUCTION_DIR in the caller's environment (make ci in a
+        # throw-away production) must not send this test's releases elsewhere.
+        "DQ_PRODUCTION_DIR": str(root / "production"),
         "DQ_RETRIES": "0",
         "DQ_SCHEDULE": "",
         "DQ_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook",
