@@ -178,6 +178,16 @@ def verify(release: Release) -> list[str]:
 # ------------------------------------------------------------------ deploy
 
 
+def _notified_failure(stage: str, exc: BaseException) -> PipelineError:
+    """The error a failed stage raises (a machine error becomes an environment
+    failure, exit 3), once its reason is notified."""
+    failure = (
+        exc if isinstance(exc, PipelineError) else EnvironmentFailure(f"{stage} failed: {exc}")
+    )
+    notify_stage(stage, False, str(failure))
+    return failure
+
+
 def deploy(settings: Settings, run_id: str | None = None) -> Release:
     """Promote the gated candidate and the published warehouse it was trained on.
 
@@ -193,12 +203,10 @@ def deploy(settings: Settings, run_id: str | None = None) -> Release:
         ensure_writable(settings.production / RELEASES, "production directory")
         with _production_lock(settings, "deploy"):
             release = _promote(settings, run_id)
-    except PipelineError as exc:
-        notify_stage("deploy", False, str(exc))
-        raise
-    except OSError as exc:
-        failure = EnvironmentFailure(f"deploy failed: {exc}")
-        notify_stage("deploy", False, str(failure))
+    except (PipelineError, OSError) as exc:
+        failure = _notified_failure("deploy", exc)
+        if failure is exc:
+            raise
         raise failure from exc
     if release.changed:
         notify_stage("deploy", True, f"{release.describe()} is live in {settings.production}")
@@ -469,12 +477,10 @@ def rollback(settings: Settings) -> Release:
                     + "; ".join(problems)
                 )
             _point_current(settings, target.release_id)
-    except PipelineError as exc:
-        notify_stage("rollback", False, str(exc))
-        raise
-    except OSError as exc:
-        failure = EnvironmentFailure(f"rollback failed: {exc}")
-        notify_stage("rollback", False, str(failure))
+    except (PipelineError, OSError) as exc:
+        failure = _notified_failure("rollback", exc)
+        if failure is exc:
+            raise
         raise failure from exc
     notify_stage(
         "rollback",
