@@ -19,27 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from dq.sandbox import copy_project, project_env  # the tests import them from here too
+
 REPO = Path(__file__).resolve().parent.parent
-
-_IGNORE = shutil.ignore_patterns(
-    "target", "logs", "uncommitted", "__pycache__", ".user.yml", "*.db"
-)
-
-
-def copy_project(dest: Path) -> Path:
-    """Copy what a run needs (dbt project, seeds, GX config, model config, profile) to ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("dbt_project", "seeds", "gx", "model"):
-        shutil.copytree(REPO / name, dest / name, ignore=_IGNORE, symlinks=True)
-    shutil.copy2(REPO / "profiles.yml", dest / "profiles.yml")
-    return dest
-
-
-def project_env(root: Path, **extra: str) -> dict[str, str]:
-    """Environment for a subprocess run on the copy at ``root``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
-    env.update({"DQ_ROOT": str(root), "DQ_LOCK_TIMEOUT": "0", **extra})
-    return env
 
 
 def run_cli_process(root: Path, *args: str, timeout: float = 600, **extra: str):
