@@ -244,7 +244,7 @@ LEAK_DAYS, LEAK_FROM, LEAK_TO = 7, 0.05, 0.50
 
 
 def slow_leak(tables: dict[str, Table], rng: random.Random) -> str:
-    """The newest 7 days lose a growing share of their orders (5 % .. 50 %) and their
+    """The newest 7 days lose a growing share of their orders (5 % to 50 %) and their
     items. The six older days were already published yesterday, in full."""
     oid = tables["orders"].col("id")
     lost, shares = set(), []
@@ -386,7 +386,7 @@ BACK_DAYS = 3
 
 
 def back_in_time(tables: dict[str, Table], rng: random.Random) -> str:
-    """Today's extract ends 3 days before its newest day, i.e. 2 days before what
+    """Today's extract ends 3 days before its newest day: 2 days before what
     was published yesterday (an old extract delivered again)."""
     del rng
     newest = dt.date.fromisoformat(_newest(tables))
@@ -459,8 +459,9 @@ class Defect:
 
     @property
     def doc(self) -> str:
-        """The first line of the defect function's docstring."""
-        return (self.make.__doc__ or "").strip().splitlines()[0]
+        """The first sentence of the defect function's docstring."""
+        paragraph = " ".join((self.make.__doc__ or "").strip().split("\n\n")[0].split())
+        return paragraph.split(". ")[0].rstrip(".") + "."
 
 
 DEFECTS: dict[str, Defect] = {
