@@ -219,6 +219,9 @@ def run_scenario(scenario: sc.Scenario, root: Path, sim_dir: Path, work: Path) -
     _, record = run_pipeline(root, run_id, work / "logs")
     seconds = round(time.perf_counter() - started, 1)
     shutil.rmtree(today)
+    if record:  # the next restore removes it from the warehouse: keep a copy with the logs
+        (work / "records").mkdir(exist_ok=True)
+        (work / "records" / f"{run_id}.json").write_text(json.dumps(record, indent=2))
     return Outcome(
         scenario=scenario.name,
         kind=scenario.defect or "clean",
@@ -232,11 +235,15 @@ def run_scenario(scenario: sc.Scenario, root: Path, sim_dir: Path, work: Path) -
     )
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def evaluate(
     scenarios: Iterable[sc.Scenario],
     work: Path,
     cache_dir: Path,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = _say,
 ) -> list[Outcome]:
     """Run ``scenarios`` base by base (one pipeline at a time) in ``work``."""
     outcomes = []
