@@ -17,7 +17,7 @@ OUTCOME ?= failure
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
 	airflow-stop airflow-status screenshots data sample bench bench-quick lock clean sync \
-	validate model deploy rollback ci ci-notify
+	validate model deploy rollback ci ci-notify quality-eval bench-monitors
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -111,6 +111,12 @@ bench: setup ## dbt seed: stock dbt-sqlite vs project loader vs sqlite3 .import 
 
 bench-quick: setup ## a 30-second smoke run of the seed benchmark
 	$(BIN)/python bench/bench_seeds.py --quick
+
+quality-eval: setup ## silent defects + clean next days through the pipeline: caught/warned/missed, false alarms (~20 min)
+	$(BIN)/python -m dq.quality_eval $(EVAL_ARGS)
+
+bench-monitors: setup ## the anomaly monitors' cost: the last day of one year of data, DQ_MONITORS=off vs on
+	$(BIN)/python bench/monitor_overhead.py
 
 sync: setup ## regenerate dbt_project/generated/ from the source declarations seeds/*.yml
 	$(BIN)/python -m dq sync
