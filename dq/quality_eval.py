@@ -298,7 +298,7 @@ def report(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def failed(outcomes: list[Outcome]) -> bool:
+def eval_failed(outcomes: list[Outcome]) -> bool:
     """Whether the eval fails: a defect not detected, or a clean snapshot not clean."""
     return any(
         o.result not in DETECTED if o.kind != "clean" else o.result != "ok" for o in outcomes
@@ -311,7 +311,7 @@ def write_results(outcomes: list[Outcome], path: Path, seconds: float) -> None:
     payload = {
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
-        "failed": failed(outcomes),
+        "failed": eval_failed(outcomes),
         "outcomes": [asdict(o) for o in outcomes],
     }
     path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
@@ -328,7 +328,7 @@ def _list() -> str:
 def main(argv: list[str] | None = None) -> int:
     """The command line: ``python -m dq.quality_eval [--only NAME...] [--list] [--keep]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m dq.quality_eval", description=__doc__.split("\n")[0]
+        prog="python -m dq.quality_eval", description=__doc__.split("\n", maxsplit=1)[0]
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these scenarios")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report(outcomes))
     print(f"\n{len(outcomes)} scenarios in {seconds:.0f} s; results: {out_dir / 'results.json'}")
-    return 1 if failed(outcomes) else 0
+    return 1 if eval_failed(outcomes) else 0
 
 
 if __name__ == "__main__":

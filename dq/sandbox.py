@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dq.config import PROJECT_ROOT
 
-_IGNORE = shutil.ignore_patterns(
+_ignored = shutil.ignore_patterns(
     "target", "logs", "uncommitted", "__pycache__", ".user.yml", "*.db"
 )
 
@@ -21,7 +21,7 @@ def copy_project(dest: Path, source: Path = PROJECT_ROOT) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("dbt_project", "seeds", "gx", "model"):
-        shutil.copytree(source / name, dest / name, ignore=_IGNORE, symlinks=True)
+        shutil.copytree(source / name, dest / name, ignore=_ignored, symlinks=True)
     shutil.copy2(source / "profiles.yml", dest / "profiles.yml")
     return dest
 

@@ -418,7 +418,7 @@ def swapped_amounts(tables: dict[str, Table], rng: random.Random) -> str:
     rows = _on_day(tables, day)
     for row in rows:
         subtotal, tax = (_amount(tables, row, c) for c in ("subtotal", "tax_paid"))
-        _set_amounts(tables, row, tax, subtotal)
+        _set_amounts(tables, row, subtotal=tax, tax=subtotal)
     return f"{day}: subtotal and tax_paid swapped on {len(rows)} orders"
 
 
@@ -461,7 +461,7 @@ class Defect:
     def doc(self) -> str:
         """The first sentence of the defect function's docstring."""
         paragraph = " ".join((self.make.__doc__ or "").strip().split("\n\n")[0].split())
-        return paragraph.split(". ")[0].rstrip(".") + "."
+        return paragraph.split(". ", maxsplit=1)[0].rstrip(".") + "."
 
 
 DEFECTS: dict[str, Defect] = {
@@ -509,10 +509,12 @@ class Simulation:
 
     @property
     def name(self) -> str:
+        """The cache folder's name, e.g. ``seed42-240d``."""
         return f"seed{self.seed}-{self.days}d"
 
     @property
     def years(self) -> float:
+        """What :func:`dq.data.generate` takes (it simulates ``round(365 * years)`` days)."""
         return self.days / 365
 
 
@@ -546,6 +548,7 @@ class Scenario:
 
     @property
     def family(self) -> str:
+        """The defect's family, or ``clean``."""
         return DEFECTS[self.defect].family if self.defect else "clean"
 
 

@@ -397,13 +397,13 @@ def test_report_and_failure():
         )
 
     good = [outcome("day_missing", "caught", [WARN, STOP]), outcome("clean", "ok")]
-    assert not quality_eval.failed(good)
+    assert not quality_eval.eval_failed(good)
     text = quality_eval.report(good)
     assert "day_missing" in text and STOP["line"] in text.splitlines()[2]  # stop first
     assert "0 of 1 with false alarms" in text
-    assert quality_eval.failed([outcome("table_10x", "missed")])
-    assert not quality_eval.failed([outcome("table_10x", "caught by publish")])
-    assert quality_eval.failed([outcome("clean", "false alarm", [WARN])])
+    assert quality_eval.eval_failed([outcome("table_10x", "missed")])
+    assert not quality_eval.eval_failed([outcome("table_10x", "caught by publish")])
+    assert quality_eval.eval_failed([outcome("clean", "false alarm", [WARN])])
     assert WARN["line"] in quality_eval.report([outcome("clean", "false alarm", [WARN])])
 
 
@@ -450,7 +450,7 @@ def test_quality_eval_end_to_end(tmp_path, monkeypatch, capsys):
         assert by_name["e2e_clean"]["new_days"] == ["2018-11-02"]
         assert code == (
             1
-            if quality_eval.failed([quality_eval.Outcome(**o) for o in results["outcomes"]])
+            if quality_eval.eval_failed([quality_eval.Outcome(**o) for o in results["outcomes"]])
             else 0
         )
         assert "e2e_table_10x" in out and "Clean next-day snapshots" in out
