@@ -50,14 +50,18 @@ def backtest(db: Path, seeds: Path) -> int:
                     continue
                 checked += 1
                 if not expected.holds(value):
-                    alarms.append(f"{day} {value:.4g} not in {expected.lower:.4g}–{expected.upper:.4g}")
+                    alarms.append(
+                        f"{day} {value:.4g} not in {expected.lower:.4g}–{expected.upper:.4g}"
+                    )
             total_checks += checked
             total_alarms += len(alarms)
             name = f"{source.clean_table} {metric}" + (f" [{segment[:8]}]" if segment else "")
             print(f"{name[:60]:<60} {checked:>8} {len(alarms):>7}  {'; '.join(alarms[:2])}")
     con.close()
-    print(f"\n{total_checks} checks, {total_alarms} alarms"
-          f" ({total_alarms / max(total_checks, 1):.3%})")
+    print(
+        f"\n{total_checks} checks, {total_alarms} alarms"
+        f" ({total_alarms / max(total_checks, 1):.3%})"
+    )
     return 0
 
 

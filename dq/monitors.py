@@ -456,9 +456,10 @@ class _Checker:
             return
         tuning = self.spec.tuning_for("volume")
         established = {}
+        segments = [k for k in merged if k[0] == "volume" and k[1]]
         for (metric, segment), s in merged.items():
-            if metric != "volume" or not segment:
-                continue
+            if metric != "volume" or not segment or len(segments) < 2:
+                continue  # one segment alone is the total
             training = training_window(s.points, checked[0], tuning)
             if band(training, checked[0], 1, COUNT, tuning) is None:
                 seen = min(s.points) if s.points else checked[0]

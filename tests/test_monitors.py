@@ -43,7 +43,8 @@ def _shop(days: int, seed: int = 1, growth: float = 0.004) -> dict:
     return out
 
 
-def _backtest(series: dict, kind: str = anomaly.COUNT, tuning=anomaly.Tuning()):
+def _backtest(series: dict, kind: str = anomaly.COUNT, tuning: anomaly.Tuning | None = None):
+    tuning = tuning or anomaly.Tuning()
     checked, alarms = 0, []
     for day, (value, n) in sorted(series.items()):
         training = anomaly.training_window(series, day, tuning)
