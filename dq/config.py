@@ -29,6 +29,17 @@ def _float(env: str, default: float) -> float:
         raise BadInput(f"{env}={value!r} is not a number") from None
 
 
+def _switch(env: str, default: bool) -> bool:
+    value = os.environ.get(env, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise BadInput(f"{env}={value!r}: use on or off")
+
+
 def _int(env: str, default: int) -> int:
     value = os.environ.get(env, "").strip()
     try:
@@ -98,6 +109,10 @@ class Settings:
     production_dir: Path | None = None
     #: releases kept under ``production/releases/`` (the one in force always stays; 0: all)
     keep_releases: int = 10
+    #: days of runs kept in the quality history (0: all); per-day series are kept
+    history_keep_days: int = 400
+    #: the anomaly monitors run (``DQ_MONITORS=off`` skips them, e.g. to measure their cost)
+    monitors: bool = True
 
     @property
     def builds_dir(self) -> Path:
@@ -149,6 +164,16 @@ class Settings:
         return self.production_dir or self.root / "production"
 
     @property
+    def history_db(self) -> Path:
+        """The quality history (:mod:`dq.history`): outlives builds and publishes."""
+        return self.warehouse_dir / "history" / "quality.db"
+
+    @property
+    def trends_dir(self) -> Path:
+        """The Quality trends page the docs server shows (``/trends/``)."""
+        return self.warehouse_dir / "docs" / "trends"
+
+    @property
     def data_docs_dir(self) -> Path:
         return self.gx_dir / "uncommitted" / "data_docs" / "local_site"
 
@@ -198,4 +223,6 @@ def load() -> Settings:
         keep_validation_runs=_int("DQ_KEEP_VALIDATION_RUNS", 10),
         production_dir=_path("DQ_PRODUCTION_DIR", root / "production"),
         keep_releases=_int("DQ_KEEP_RELEASES", 10),
+        history_keep_days=_int("DQ_HISTORY_KEEP_DAYS", 400),
+        monitors=_switch("DQ_MONITORS", True),
     )
