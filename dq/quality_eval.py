@@ -22,7 +22,7 @@ or warn, is a false alarm. The table goes to stdout, the results to
 ``warehouse/quality-eval/results.json``. Exit 1 when a kind is missed (or a
 corpus bug, an error) or a clean snapshot raised a false alarm, else 0.
 
-    python -m dq.quality_eval                  # everything (~20 min here)
+    python -m dq.quality_eval                  # everything (29 runs, ~35 min here)
     python -m dq.quality_eval --list
     python -m dq.quality_eval --only clean_sunday year_typo --keep
 """
