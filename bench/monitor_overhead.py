@@ -39,7 +39,7 @@ def _step_seconds(record: dict | None, name: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Publish all days but the last, then time the last day with monitors off and on."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--days", type=int, default=365, help="simulated days (default 365)")
     parser.add_argument("--seed", type=int, default=42, help="jafgen seed (default 42)")
     parser.add_argument("--keep", action="store_true", help="keep the project copy")
