@@ -154,11 +154,12 @@ def docs_links(run: Run, env: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 def failed_suites(run: Run) -> list[tuple[str, list[str]]]:
-    """``(layer/suite, failed critical expectations)`` for every suite that failed."""
+    """``(layer/suite, failed critical expectations)`` for every suite that failed
+    (the monitors' suites are named by their anomaly lines instead)."""
     out = []
     for step in run.steps:
         for suite in step.detail.get("suites", []):
-            if suite.get("failed_critical"):
+            if suite.get("failed_critical") and suite.get("layer") != "monitors":
                 out.append((f"{suite['layer']}/{suite['suite']}", list(suite["failed_critical"])))
     return out
 
@@ -185,6 +186,12 @@ def compose(run: Run, env: Mapping[str, str] | None = None) -> tuple[str, str]:
         for name, messages in suites:
             lines.append(f"  {name}:")
             lines += [f"    - {m}" for m in messages]
+    from dq.monitors import anomaly_lines
+
+    anomalies = anomaly_lines(run)
+    if anomalies:
+        lines.append("Anomalies (stop: not published; warn: published, look at it):")
+        lines += [f"  - {line}" for line in anomalies]
     links = docs_links(run, env)
     lines += [
         f"GX Data Docs: {links['data_docs']}",

@@ -238,11 +238,26 @@ def conclude(settings: Settings, run_id: str, run: Run | None = None) -> Run:
     except OSError as exc:  # a full disk: the notification still goes out
         log.error("[%s] cannot save the run record: %s", run_id, exc)
         run.exit_code, run.status = code, "environment failure"
+    _close_history(settings, run)
     render_trends(settings, run_id)
     _notify(run)
     with contextlib.suppress(Exception):
         clean_up(settings)
     return run
+
+
+def _close_history(settings: Settings, run: Run) -> None:
+    """The run's outcome in the quality history, and its retention."""
+    from dq import history
+
+    if run.step("monitor") is None:
+        return  # the run never measured anything
+    try:
+        with history.connect(settings.history_db) as con:
+            history.finish(con, run.run_id, run.status, run.exit_code, run.finished_at)
+            history.retain(con, settings.history_keep_days)
+    except Exception as exc:  # noqa: BLE001 (the outcome stands; the history is a record)
+        log.error("[%s] cannot close the run in the quality history: %s", run.run_id, exc)
 
 
 def render_trends(settings: Settings, run_id: str | None = None) -> bool:

@@ -15,7 +15,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dq import monitor_spec
 from dq.contracts import ContractError, Problem, _Mapping, _read, _Reader
+from dq.monitor_spec import Monitors
 
 #: A noun names files (``<noun>.yml``, ``raw_<noun>.csv``) and tables.
 NOUN = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -103,6 +105,7 @@ class Source:
     duplicates: str = "keep_first"
     max_rejected_share: float = 0.0
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    monitors: Monitors = field(default_factory=Monitors)
 
     # One noun per source across files and tables.
     @property
@@ -153,6 +156,7 @@ class Source:
         """Everything the dbt macros need, as plain JSON data."""
         data = asdict(self)
         data.pop("path")
+        data.pop("monitors")  # the monitors read the declaration, not the models
         for column, raw in zip(data["columns"], self.raw_names, strict=True):
             # The raw table's column, and how reasons name the column.
             column.update(raw=raw, label=column["header"] or column["name"])
@@ -227,7 +231,10 @@ def _text(value) -> bool:
 
 
 def _source(reader: _Reader, noun: str, path: Path, doc: _Mapping) -> Source | None:
-    known = {"description", "file", "key", "duplicates", "max_rejected_share", "columns", "rules"}
+    known = {
+        "description", "file", "key", "duplicates", "max_rejected_share", "columns", "rules",
+        "monitors",
+    }  # fmt: skip
     for extra in sorted(set(doc) - known, key=str):
         reader.at(doc, extra, f"unknown key {extra!r}; expected one of {', '.join(sorted(known))}")
     description = doc.get("description", "") or ""
@@ -284,6 +291,7 @@ def _source(reader: _Reader, noun: str, path: Path, doc: _Mapping) -> Source | N
         for c in columns
     ]
     rules = _rules(reader, doc)
+    monitors = monitor_spec.parse(reader, doc)
     names = [c.name for c in columns] + [n for c in columns for n, _ in c.indicators]
     for name in sorted({n for n in names if names.count(n) > 1}):
         reader.at(doc, "columns", f"clean name {name!r} is used twice")
@@ -299,6 +307,7 @@ def _source(reader: _Reader, noun: str, path: Path, doc: _Mapping) -> Source | N
         duplicates=duplicates,
         max_rejected_share=float(share),
         rules=rules,
+        monitors=monitors,
     )
 
 

@@ -1,7 +1,7 @@
 """The pipeline's steps. Each is a function of a :class:`~dq.record.Run` that
 works only on that run's build folder and appends its record::
 
-    preflight -> seed -> validate_raw -> transform -> validate_transformed -> publish
+    preflight -> seed -> validate_raw -> transform -> validate_transformed -> monitor -> publish
 
 The gates record the fingerprint (SHA-256) of the file they audited, and each
 step that follows checks it still holds that file: a build changed by anyone
@@ -230,6 +230,52 @@ def validate_transformed(run: Run) -> StepRecord:
     return _validate(run, "transformed", after="transform")
 
 
+def monitor(run: Run) -> StepRecord:
+    """The anomaly monitors (:mod:`dq.monitors`): the newest days of every source
+    against what earlier days and the published history lead one to expect.
+    Every check goes to the quality history and to Data Docs; an anomaly of
+    severity ``stop`` fails the gate, a ``warn`` one is reported and published."""
+    from dq import history, monitors, validate
+
+    def body(record: StepRecord) -> None:
+        audited = _expect_unchanged(run, "validate_transformed", "audited")
+        if not run.settings.monitors:
+            record.detail["skipped"] = "DQ_MONITORS=off"
+            record.detail["audited"] = audited
+            return
+        sources = load_sources(run.build.seeds_dir)
+        report = monitors.check_build(run.settings, run.build.db, sources)
+        transform_detail = run.step("transform").detail
+        rows, rejected = transform_detail.get("rows", {}), transform_detail.get("rejected", {})
+        layers = []
+        for source in sources.values():
+            bad = rejected.get(source.raw_table, 0)
+            good = rows.get(source.clean_table, 0)
+            share = bad / (good + bad) if good + bad else 0.0
+            layers.append((source.clean_table, good, bad, share))
+        with history.connect(run.settings.history_db) as con:
+            history.save_run(
+                con, run.run_id, run.started_at, [asdict(o) for o in report.observations],
+                report.candidates, layers,
+            )  # fmt: skip
+        record.detail.update(report.as_detail())
+        if report.observations:
+            checked = validate.run_checkpoint(
+                run.settings, run.build, validate.MONITORS, run.run_id, report.observations
+            )
+            record.detail["suites"] = [asdict(s) for s in checked.suites]
+        if _fingerprint(run) != audited:
+            raise GateFailed(f"{run.build.db} changed while the monitors read it")
+        record.detail["audited"] = audited
+        if report.stops:
+            record.message = "anomaly monitors found:\n  " + "\n  ".join(
+                o.line for o in report.stops
+            )
+            raise GateFailed(record.message)
+
+    return timed(run, "monitor", body)
+
+
 def row_count_changes(old: dict[str, int], new: dict[str, int], settings) -> list[str]:
     """Tables whose row count moved more than the settings allow, explained."""
     changes = []
@@ -272,6 +318,8 @@ def publish(run: Run) -> StepRecord:
         audited = _expect_unchanged(run, "validate_transformed", "audited")
         if run.step("transform").detail.get("fingerprint") != audited:
             raise GateFailed("validate_transformed audited another file than transform built")
+        if _expect_unchanged(run, "monitor", "audited") != audited:
+            raise GateFailed("the monitors read another file than validate_transformed audited")
         if run.step("validate_raw") is None or run.step("validate_raw").status != "ok":
             raise GateFailed(f"validate_raw has not passed for run {run.run_id}")
         with warehouse_lock(settings, run.run_id):
@@ -305,11 +353,25 @@ def publish(run: Run) -> StepRecord:
             # Under the lock, to the microsecond (a waiting run publishes right after):
             # the publish in force is the one with the latest time (record.last_published).
             published_at = now_iso("microseconds")
+            _promote_history(run)
         record.detail["published_db"] = str(settings.published_db)
         record.detail["fingerprint"] = audited
         record.detail["published_at"] = published_at
 
     return timed(run, "publish", body)
+
+
+def _promote_history(run: Run) -> None:
+    """The run's per-day values become the published history. The warehouse is
+    already published: a history that cannot be written is logged, not fatal
+    (the next run then trains on its own data alone)."""
+    from dq import history
+
+    try:
+        with history.connect(run.settings.history_db) as con:
+            history.promote(con, run.run_id)
+    except Exception as exc:  # noqa: BLE001 (any failure: the publish stands)
+        log.error("[%s] the quality history was not updated: %s", run.run_id, exc)
 
 
 def broken_warehouse_message(settings, problem: str) -> str:
@@ -360,5 +422,6 @@ STEPS: tuple[Callable[[Run], StepRecord], ...] = (
     validate_raw,
     transform,
     validate_transformed,
+    monitor,
     publish,
 )

@@ -26,7 +26,7 @@ def render(run: Run) -> str:
         out += ["", "Rejected rows (quarantine tables rejected_*):"]
         out += [f"  {raw:<22} {n:>9}" for raw, n in rejected.items()]
     suites = []
-    for name in ("validate_raw", "validate_transformed"):
+    for name in ("validate_raw", "validate_transformed"):  # the monitors' suites: below
         record = run.step(name)
         if record:
             suites += record.detail.get("suites", [])
@@ -39,6 +39,18 @@ def render(run: Run) -> str:
             )
             out += [f"      critical: {m}" for m in s["failed_critical"]]
             out += [f"      warning:  {m}" for m in s["failed_warning"]]
+    monitor = run.step("monitor")
+    if monitor and "checks" in monitor.detail:
+        from dq.monitors import anomaly_lines
+
+        lines = anomaly_lines(run)
+        learning = monitor.detail.get("learning", [])
+        out += [
+            "",
+            f"Anomaly monitors: {monitor.detail['checks']} checks, {len(lines)} anomalies"
+            + (f", {len(learning)} series still learning" if learning else ""),
+        ]
+        out += [f"  {line}" for line in lines]
     info = run.to_dict()
     out += [
         "",

@@ -150,8 +150,50 @@ def _set_stable_ids(suite) -> None:
         expectation.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
 
-def run_checkpoint(settings: Settings, build: Build, layer: str, run_id: str) -> CheckpointReport:
-    """Validate one layer ("raw" or "transformed") of a run's build warehouse.
+#: The layer of the anomaly monitors' checks (their own datasource, dq.monitors).
+MONITORS = "monitors"
+
+
+def _register_monitors(context, build: Build, observations) -> None:
+    """The monitors' checks as GX suites, one per source (``monitors_<noun>``):
+    each check is one expectation on its row of ``<build>/monitor/checks.db``,
+    so Data Docs show its observed value, expected range and line."""
+    import great_expectations as gx
+
+    from dq.monitors import expectations, write_checks
+
+    path = write_checks(build.root / "monitor" / "checks.db", observations)
+    datasource = context.data_sources.add_sqlite(
+        name=MONITORS, connection_string=f"sqlite:///{path}"
+    )
+    batch = datasource.add_table_asset(name="checks", table_name="checks")
+    batch = batch.add_batch_definition_whole_table("checks")
+    definitions = []
+    for name, items in expectations(observations).items():
+        suite = gx.ExpectationSuite(name=name, expectations=items)
+        _set_stable_ids(suite)
+        suite.meta = {"layer": MONITORS}
+        suite = context.suites.add(suite)
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch, suite=suite)
+            )
+        )
+    context.checkpoints.add(
+        gx.Checkpoint(
+            name=MONITORS,
+            validation_definitions=definitions,
+            actions=[],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+
+
+def run_checkpoint(
+    settings: Settings, build: Build, layer: str, run_id: str, observations=None
+) -> CheckpointReport:
+    """Validate one layer ("raw", "transformed", or the anomaly monitors'
+    ``observations``) of a run's build warehouse.
 
     Results and Data Docs go to ``gx/uncommitted/``, one checkpoint at a time
     (the site and its index are shared by all runs).
@@ -162,7 +204,10 @@ def run_checkpoint(settings: Settings, build: Build, layer: str, run_id: str) ->
     try:
         checkpoint = context.checkpoints.get(layer)
     except Exception:  # GX raises its own "not found" types
-        _register(context, settings, build, layer)
+        if layer == MONITORS:
+            _register_monitors(context, build, observations or [])
+        else:
+            _register(context, settings, build, layer)
         checkpoint = context.checkpoints.get(layer)
     uncommitted = settings.gx_dir / "uncommitted"
     uncommitted.mkdir(parents=True, exist_ok=True)
