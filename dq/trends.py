@@ -137,13 +137,23 @@ def _latest_per(observations: list[dict], key) -> list[dict]:
 
 
 def _unpublished_run(data: dict) -> dict | None:
-    """The latest run, when it has volume values that were not published."""
-    if not data["runs"]:
+    """The latest run, when it did not publish (failed, or still running)."""
+    if not data["runs"] or data["runs"][-1]["published"]:
         return None
-    latest = data["runs"][-1]
-    if latest["published"] or not any(c["run_id"] == latest["run_id"] for c in data["candidates"]):
-        return None
-    return latest
+    return data["runs"][-1]
+
+
+def _unpublished_volume(source: str, run_id: str, data: dict) -> dict[str, float]:
+    """``{day: rows}`` a run that did not publish measured: its candidate values
+    while it runs, and the days it checked (its observations), which outlive it."""
+    days = _volume_per_day(
+        [c for c in data["candidates"] if c["run_id"] == run_id and c["source"] == source]
+    ).get(source, {})
+    mine = (run_id, source, "volume", "")
+    for o in data["observations"]:
+        if (o["run_id"], o["source"], o["metric"], o["segment"]) == mine and o["bucket"]:
+            days.setdefault(o["bucket"], o["observed"])
+    return days
 
 
 def _number(value) -> str:
@@ -182,17 +192,7 @@ def volume_chart(source: str, data: dict) -> dict | None:
         unpublished = f"not published (run {latest['run_id']})"
         points += [
             {"day": day, "rows": value, "kind": unpublished}
-            for day, value in sorted(
-                _volume_per_day(
-                    [
-                        c
-                        for c in data["candidates"]
-                        if c["run_id"] == latest["run_id"] and c["source"] == source
-                    ]
-                )
-                .get(source, {})
-                .items()
-            )
+            for day, value in sorted(_unpublished_volume(source, latest["run_id"], data).items())
         ]
     checked = [
         o

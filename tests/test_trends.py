@@ -238,14 +238,26 @@ def test_volume_published_segments_summed_and_the_unpublished_run_apart(rendered
     assert unpublished == [{"day": DAYS[13], "rows": 142, "kind": "not published (run run-bad)"}]
 
 
-def test_unpublished_days_disappear_once_the_run_is_finished(settings):
+def test_unpublished_days_outlive_the_failed_run_until_a_run_publishes(settings):
+    """Closing a failed run drops its candidate values; the days it checked still
+    show (from its observations) until a newer run publishes."""
     sample_history(settings.history_db)
     with history.connect(settings.history_db) as con:
         history.finish(con, "run-bad", "gate failed", 1, "2026-11-30T06:02:00+00:00")
+        assert not con.execute("select count(*) from candidates").fetchone()[0]
     page = trends.render(settings).read_text(encoding="utf-8")
-    (line,) = _layers(_specs(page)["chart-volume-1"], "volume")
-    assert {v["kind"] for v in _values(_specs(page)["chart-volume-1"], line)} == {"published"}
+    spec = _specs(page)["chart-volume-1"]
+    (line,) = _layers(spec, "volume")
+    assert [v for v in _values(spec, line) if v["kind"] != "published"] == [
+        {"day": DAYS[13], "rows": 142, "kind": "not published (run run-bad)"}
+    ]
     assert "gate failed" in visible_text(page)  # the latest run's status
+    with history.connect(settings.history_db) as con:
+        history.save_run(con, "run-fixed", "2026-12-01T06:00:00+00:00", [], [], [])
+        history.promote(con, "run-fixed")
+    spec = _specs(trends.render(settings).read_text(encoding="utf-8"))["chart-volume-1"]
+    (line,) = _layers(spec, "volume")
+    assert {v["kind"] for v in _values(spec, line)} == {"published"}
 
 
 def test_rejected_share_per_run(rendered):
