@@ -181,7 +181,7 @@ def volume_chart(source: str, data: dict) -> dict | None:
 
     latest = _unpublished_run(data)
     points = [
-        {"day": day, "rows": value, "kind": "published"}
+        {"day": day, "date": day, "rows": value, "kind": "published"}
         for day, value in sorted(
             _volume_per_day([r for r in data["series"] if r["source"] == source])
             .get(source, {})
@@ -191,7 +191,7 @@ def volume_chart(source: str, data: dict) -> dict | None:
     if latest is not None:
         unpublished = f"not published (run {latest['run_id']})"
         points += [
-            {"day": day, "rows": value, "kind": unpublished}
+            {"day": day, "date": day, "rows": value, "kind": unpublished}
             for day, value in sorted(_unpublished_volume(source, latest["run_id"], data).items())
         ]
     checked = [
@@ -200,7 +200,13 @@ def volume_chart(source: str, data: dict) -> dict | None:
         if o["source"] == source and o["metric"] == "volume" and o["segment"] == ""
     ]
     band = [
-        {"day": o["bucket"], "lower": o["lower"], "upper": o["upper"], "expected": o["expected"]}
+        {
+            "day": o["bucket"],
+            "date": o["bucket"],
+            "lower": o["lower"],
+            "upper": o["upper"],
+            "expected": o["expected"],
+        }
         for o in _latest_per(checked, lambda r: r["bucket"])
         if o["bucket"] and o["lower"] is not None and o["upper"] is not None
     ]
@@ -220,7 +226,7 @@ def volume_chart(source: str, data: dict) -> dict | None:
                 y=alt.Y("lower:Q", title="rows per day"),
                 y2="upper:Q",
                 tooltip=[
-                    alt.Tooltip("day:N"),
+                    alt.Tooltip("date:N", title="day"),
                     alt.Tooltip("expected:Q", format=",.0f"),
                     alt.Tooltip("lower:Q", format=",.0f"),
                     alt.Tooltip("upper:Q", format=",.0f"),
@@ -238,16 +244,16 @@ def volume_chart(source: str, data: dict) -> dict | None:
                     "kind:N",
                     title=None,
                     scale=alt.Scale(domain=kinds, range=[_PUBLISHED, _CANDIDATE][: len(kinds)]),
-                    legend=alt.Legend(orient="top"),
+                    legend=alt.Legend(orient="top", labelLimit=400),
                 ),
                 strokeDash=alt.StrokeDash(
                     "kind:N",
                     title=None,
                     scale=alt.Scale(domain=kinds, range=[[1, 0], [5, 3]][: len(kinds)]),
-                    legend=alt.Legend(orient="top"),
+                    legend=alt.Legend(orient="top", labelLimit=400),
                 ),
                 tooltip=[
-                    alt.Tooltip("day:N"),
+                    alt.Tooltip("date:N", title="day"),
                     alt.Tooltip("rows:Q", format=",.0f"),
                     "kind:N",
                 ],
@@ -262,6 +268,7 @@ def volume_chart(source: str, data: dict) -> dict | None:
 def _anomaly_point(row: dict, at: str) -> dict:
     return {
         at: row["bucket"] or row["started_at"],
+        "when": row["bucket"] or row["started_at"],  # as text: the chart parses `at` as a date
         "observed": row["observed"],
         "expected": row["expected"],
         "lower": row["lower"],
@@ -334,12 +341,10 @@ def metrics_chart(data: dict) -> dict | None:
         value=(flagged or keys)[0],
         bind=alt.binding_select(options=keys, name="series "),
     )
-    x = alt.X(
-        "at:T", title="day (or run)", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%b %d")
-    )
+    x = alt.X("at:T", title="day (or run)", scale=alt.Scale(type="utc"))
     base = alt.Chart(alt.Data(values=values)).transform_filter(alt.datum.series == series)
     tooltip = [
-        alt.Tooltip("at:N", title="day"),
+        alt.Tooltip("when:N", title="day"),
         alt.Tooltip("observed:Q", format=",.4~g"),
         alt.Tooltip("expected:Q", format=",.4~g"),
         alt.Tooltip("lower:Q", format=",.4~g"),
@@ -396,7 +401,6 @@ def rejected_chart(data: dict) -> dict | None:
                 "started:T",
                 title="run started",
                 scale=alt.Scale(type="utc"),
-                axis=alt.Axis(format="%b %d"),
             ),
             y=alt.Y("share:Q", title="rejected share", axis=alt.Axis(format="%")),
             color=alt.Color("table:N", title=None, legend=alt.Legend(orient="right")),
@@ -438,7 +442,7 @@ _STYLE = (
     "text-align:left;vertical-align:top;border-bottom:1px solid #eee}"
     ".stop{color:#b00020;font-weight:600}.warn{color:#e65100;font-weight:600}"
     ".chart{margin:1rem 0}.note{color:#555}.num{text-align:right}"
-    "code{overflow-wrap:anywhere}"
+    "td code{white-space:nowrap}"
 )
 
 
@@ -501,7 +505,6 @@ def page(data: dict, generated_at: str) -> str:
             " <code>python -m dq run</code> fills the quality history, and this page"
             " shows it after the next run.</p>" + foot + "</body></html>"
         )
-    charts: list[tuple[str, dict | None]] = []
     sections = [_summary(data) if data["runs"] else "", "<h2>Latest anomalies</h2>"]
     sections.append(_anomaly_table(data))
     sections.append(
@@ -510,9 +513,10 @@ def page(data: dict, generated_at: str) -> str:
         " days the monitors checked, and anomalies (red; hover for the finding).</p>"
     )
     sources = sorted({r["source"] for r in data["series"] + data["observations"]} - {None})
-    for i, source in enumerate(sources):
-        charts.append((f"chart-volume-{i}", volume_chart(source, data)))
-    sections += [_container(cid, spec) for cid, spec in charts]
+    specs = [v for v in (volume_chart(source, data) for source in sources) if v is not None]
+    sections += [_container(f"chart-volume-{i}", spec) for i, spec in enumerate(specs)]
+    if not specs:
+        sections.append("<p class='note'>No source with days measured yet.</p>")
     sections.append(
         "<h2>Metrics over runs</h2><p class='note'>Each checked series: observed value"
         " (blue), expected value (dashed) and band; pick a series below the chart.</p>"

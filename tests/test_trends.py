@@ -229,13 +229,16 @@ def test_volume_published_segments_summed_and_the_unpublished_run_apart(rendered
     (line,) = _layers(items, "volume")
     values = _values(items, line)
     assert {v["kind"] for v in values} == {"published"}
-    assert values[0] == {"day": DAYS[0], "rows": 80, "kind": "published"}  # 40 + 40
+    # Two segments of 40 rows, no total: summed.
+    assert values[0] == {"day": DAYS[0], "date": DAYS[0], "rows": 80, "kind": "published"}
     orders = specs["chart-volume-1"]
     (line,) = _layers(orders, "volume")
     kinds = {v["kind"] for v in _values(orders, line)}
     assert kinds == {"published", "not published (run run-bad)"}
     unpublished = [v for v in _values(orders, line) if v["kind"] != "published"]
-    assert unpublished == [{"day": DAYS[13], "rows": 142, "kind": "not published (run run-bad)"}]
+    assert unpublished == [
+        {"day": DAYS[13], "date": DAYS[13], "rows": 142, "kind": "not published (run run-bad)"}
+    ]
 
 
 def test_unpublished_days_outlive_the_failed_run_until_a_run_publishes(settings):
@@ -249,7 +252,7 @@ def test_unpublished_days_outlive_the_failed_run_until_a_run_publishes(settings)
     spec = _specs(page)["chart-volume-1"]
     (line,) = _layers(spec, "volume")
     assert [v for v in _values(spec, line) if v["kind"] != "published"] == [
-        {"day": DAYS[13], "rows": 142, "kind": "not published (run run-bad)"}
+        {"day": DAYS[13], "date": DAYS[13], "rows": 142, "kind": "not published (run run-bad)"}
     ]
     assert "gate failed" in visible_text(page)  # the latest run's status
     with history.connect(settings.history_db) as con:
