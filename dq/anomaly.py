@@ -19,7 +19,8 @@ scale):
 4. **Seasonality** (``day_of_week``): the expected value is the median of the
    projected values on the same weekday; without it, of all days.
 5. **Spread**: the robust standard deviation (1.4826 × median absolute
-   deviation) of the residuals of *all* training days, pooled across weekdays
+   deviation), widened by the uncertainty of the expected value itself (a
+   median of m days), of the residuals of *all* training days, pooled across weekdays
    — 7 times more evidence than one weekday alone (Elementary's day-of-week
    buckets see 2 Thursdays in its default 14-day window). Means and shares
    of small days vary more: residuals are scaled by √n, so a Sunday with 20
@@ -123,6 +124,9 @@ def band(
     ]
     mid = statistics.median(residuals)
     sigma = _MAD_TO_SIGMA * statistics.median(abs(r - mid) for r in residuals)
+    # The expected value is itself a median of m noisy days (variance pi/2 s^2/m).
+    m = len(same) if seasonal and len(same) >= 2 else len(points)
+    sigma *= math.sqrt(1 + math.pi / (2 * m))
     sigma /= 1.0 if kind == COUNT else math.sqrt(max(n, 1))
     sigma = max(sigma, _chance(kind, from_scale(centre), n))
     half = max(tuning.sensitivity * sigma, _material(kind, logscale, tuning.min_change, centre))

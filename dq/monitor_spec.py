@@ -59,6 +59,11 @@ MONITORS: dict[str, tuple[Check, dict, str]] = {
         {"skip": list, "max_values": int},
         "share of each value of a category column per day; new and vanished values",
     ),
+    "duplicates": (
+        Check(min_change=0.1),
+        {},
+        "share of rows that repeat another row of the day in everything but the key",
+    ),
     "clock": (Check(), {}, "mean hour of day of the time column per day"),
     "ratios": (Check(min_change=0.25), {}, "declared ratios (sum of numerator / denominator)"),
     "range": (Check(), {}, "days before the published data, isolated days, data going back"),
@@ -259,3 +264,42 @@ def _ratios(reader, spec: _Mapping) -> tuple[Ratio, ...]:
     if len(set(names)) != len(names):
         reader.at(spec, "ratios", "two ratios have the same name")
     return tuple(ratios)
+
+
+def cross_check(source, sources: dict) -> list[tuple[str, str]]:
+    """Problems of a source's monitors that need the other declarations:
+    ``(setting, message)`` pairs, ``setting`` a key of ``monitors``."""
+    spec: Monitors = source.monitors
+    if not spec.enabled:
+        return []
+    problems = []
+    names = {c.name: c for c in source.columns}
+    referenced = {c.references for c in source.columns if c.references}
+    if spec.time:
+        noun, _, name = spec.time.rpartition(".")
+        owner = sources.get(noun) if noun else source
+        column = next((c for c in owner.columns if c.name == name), None) if owner else None
+        if noun and noun not in referenced:
+            problems.append(("time", f"time {spec.time}: {source.noun} does not reference {noun}"))
+        elif column is None or column.type not in ("date", "timestamp"):
+            problems.append(
+                ("time", f"time {spec.time} must name a date or timestamp column (clean name)")
+            )
+    elif spec.ratios or spec.check("volume").option("by"):
+        problems.append(("time", "volume by and ratios are per day: declare time"))
+    by = spec.check("volume").option("by")
+    if by and by not in names:
+        problems.append(("volume", f"volume by {by}: no column with that clean name"))
+    for ratio in spec.ratios:
+        for noun, _ in _dotted(ratio.numerator + " " + ratio.denominator):
+            if noun not in referenced:
+                problems.append(
+                    ("ratios", f"ratio {ratio.name!r}: {source.noun} does not reference {noun}")
+                )
+    return problems
+
+
+def _dotted(expression: str):
+    import re
+
+    return re.findall(r"\b([a-z][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\b", expression)

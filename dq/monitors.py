@@ -210,6 +210,13 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
     ):
         selects += [f"sum({num})", f"sum({den})"]
         plan.append(("ratio", ratio))
+    others = [c.name for c in source.columns if c.name not in source.clean_key]
+    if source.clean_key and others and spec.check("duplicates").on:
+        # Rows whose every value but the key repeats another row's of the day:
+        # a day loaded twice with fresh ids; rare in real data, however small the day.
+        joined = " || char(31) || ".join(f"coalesce(base.{_q(c)}, char(0))" for c in others)
+        selects.append(f"count(distinct {joined})")
+        plan.append(("duplicates", None))
     if selects:
         query = f"select {day}, count(*), {', '.join(selects)} from {relation} {where} group by 1"
         for bucket, n, *values in con.execute(query):
@@ -255,6 +262,16 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
                             f"share of nulls in {name}",
                             [(bucket, nulls, n)],
                         )
+                elif what == "duplicates":
+                    add(
+                        "duplicates.share",
+                        "",
+                        "duplicates",
+                        SHARE,
+                        "share of rows repeating another row but for the key",
+                        [(bucket, 1 - values[i] / n, n)],
+                    )
+                    i += 1
                 elif what == "clock":
                     add(
                         f"{time}.hour",
@@ -439,9 +456,10 @@ class _Checker:
             return
         tuning = self.spec.tuning_for("volume")
         established = {}
+        segments = [k for k in merged if k[0] == "volume" and k[1]]
         for (metric, segment), s in merged.items():
-            if metric != "volume" or not segment:
-                continue
+            if metric != "volume" or not segment or len(segments) < 2:
+                continue  # one segment alone is the total
             training = training_window(s.points, checked[0], tuning)
             if band(training, checked[0], 1, COUNT, tuning) is None:
                 seen = min(s.points) if s.points else checked[0]
@@ -698,8 +716,10 @@ def write_checks(path: Path, observations: list[Observation]) -> Path:
 def expectations(observations: list[Observation]) -> dict[str, list]:
     """One GX expectation per check, grouped in a suite per source: the observed
     value must lie in the expected range. A stop check is critical, a warn check
-    a warning. The description is the check's line (it may quote CSV values:
-    the Data Docs views escape it)."""
+    a warning. The description is the check's line, HTML-escaped: it may quote
+    CSV values, and GX puts a description into the page as markup."""
+    import html
+
     import great_expectations.expectations as gxe
 
     suites: dict[str, list] = defaultdict(list)
@@ -712,7 +732,7 @@ def expectations(observations: list[Observation]) -> dict[str, list]:
                 row_condition=f'col("check_id")=={i}',
                 condition_parser="great_expectations",
                 severity="critical" if o.severity == "stop" else "warning",
-                description=f"{o.monitor}: {o.line}",
+                description=html.escape(f"{o.monitor}: {o.line}", quote=True),
                 meta={"monitor": o.monitor, "metric": o.metric, "bucket": o.bucket},
             )
         )

@@ -564,6 +564,9 @@ def _cross_check(
                     "references",
                     f"{column.header}: {target} must have a one-column key to be referenced",
                 )
+        for setting, message in monitor_spec.cross_check(source, sources):
+            spec = doc["monitors"]
+            reader.at(spec, setting if setting in spec else None, message)
         problems += reader.problems
         reader.problems = []
     # A cycle would make dbt's graph cyclic: checked_a needs stg_b needs checked_b needs stg_a.
