@@ -48,7 +48,7 @@ MONITORS: dict[str, tuple[Check, dict, str]] = {
     "volume": (Check(min_change=0.5), {"by": str}, "rows per day (and per `by` value)"),
     "level": (Check(min_change=0.5), {"skip": list}, "mean of each number column per day"),
     "spread": (
-        Check(severity="warn", min_change=0.75),
+        Check(severity="warn", min_change=0.5),
         {"skip": list},
         "standard deviation of each number column per day",
     ),
