@@ -113,14 +113,22 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     from dq.steps import generate_docs
 
     settings = config.load()
+    # The trends page comes from the history, not from a warehouse: refreshed first,
+    # also when there is nothing published to document.
+    trends = pipeline.render_trends(settings)
     try:
         with _inspection(settings, args.run_id) as run:
             static = generate_docs(run)
     except pipeline.PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"dbt docs:     {static}")
-    print(f"GX Data Docs: {settings.data_docs_dir / 'index.html'}")
+    print(f"dbt docs:       {static}")
+    print(f"GX Data Docs:   {settings.data_docs_dir / 'index.html'}")
+    if trends:
+        print(f"Quality trends: {settings.trends_dir / 'index.html'}")
+    else:
+        print("Quality trends: not updated (see the warning above)", file=sys.stderr)
+        return pipeline.EXIT_ENVIRONMENT
     return pipeline.EXIT_OK
 
 
@@ -460,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_validate)
 
-    p = verb("docs", "generate dbt docs (GX Data Docs come with each run)")
+    p = verb(
+        "docs", "generate dbt docs and the Quality trends page (GX Data Docs come with each run)"
+    )
     p.add_argument(
         "--run-id",
         type=_run_id,
@@ -509,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _release_verbs(verb)
 
-    p = verb("serve", "serve dbt docs and GX Data Docs on 127.0.0.1 (offline)")
+    p = verb("serve", "serve dbt docs, GX Data Docs and Quality trends on 127.0.0.1 (offline)")
     p.add_argument("--port", type=int, help="default: $DQ_DOCS_PORT or 8765")
     p.set_defaults(func=_cmd_serve)
 

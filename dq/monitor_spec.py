@@ -48,7 +48,7 @@ MONITORS: dict[str, tuple[Check, dict, str]] = {
     "volume": (Check(min_change=0.5), {"by": str}, "rows per day (and per `by` value)"),
     "level": (Check(min_change=0.5), {"skip": list}, "mean of each number column per day"),
     "spread": (
-        Check(severity="warn", min_change=0.75),
+        Check(severity="warn", min_change=0.5),
         {"skip": list},
         "standard deviation of each number column per day",
     ),
@@ -273,7 +273,6 @@ def cross_check(source, sources: dict) -> list[tuple[str, str]]:
     if not spec.enabled:
         return []
     problems = []
-    names = {c.name: c for c in source.columns}
     referenced = {c.references for c in source.columns if c.references}
     if spec.time:
         noun, _, name = spec.time.rpartition(".")
@@ -288,8 +287,13 @@ def cross_check(source, sources: dict) -> list[tuple[str, str]]:
     elif spec.ratios or spec.check("volume").option("by"):
         problems.append(("time", "volume by and ratios are per day: declare time"))
     by = spec.check("volume").option("by")
-    if by and by not in names:
-        problems.append(("volume", f"volume by {by}: no column with that clean name"))
+    if by:
+        noun, _, name = by.rpartition(".")
+        owner = sources.get(noun) if noun else source
+        if noun and noun not in referenced:
+            problems.append(("volume", f"volume by {by}: {source.noun} does not reference {noun}"))
+        elif owner is None or name not in {c.name for c in owner.columns}:
+            problems.append(("volume", f"volume by {by}: no column with that clean name"))
     for ratio in spec.ratios:
         for noun, _ in _dotted(ratio.numerator + " " + ratio.denominator):
             if noun not in referenced:

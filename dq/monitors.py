@@ -163,9 +163,11 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
     ]
     by = spec.check("volume").option("by") if spec.check("volume").on else None
     ratios = list(spec.ratios) if spec.check("ratios").on else []
-    exprs = [time, *(r.numerator for r in ratios), *(r.denominator for r in ratios)]
+    exprs = [time, by, *(r.numerator for r in ratios), *(r.denominator for r in ratios)]
     relation, rewritten = _relation(sources, source, exprs)
     t = rewritten[0] if "." in time else f"base.{_q(time)}"
+    segment_of = (rewritten[1] if "." in by else f"base.{_q(by)}") if by else None
+    rewritten = [rewritten[0], *rewritten[2:]]
     day = f"substr({t}, 1, 10)"
     where = f"where {t} is not null"
     series: dict[tuple[str, str], _Series] = {}
@@ -180,7 +182,7 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
     # Rows per day (and per segment).
     if by:
         rows = con.execute(
-            f"select {day}, base.{_q(by)}, count(*) from {relation} {where} group by 1, 2"
+            f"select {day}, {segment_of}, count(*) from {relation} {where} group by 1, 2"
         ).fetchall()
         totals = defaultdict(int)
         for bucket, segment, n in rows:
@@ -581,16 +583,21 @@ class _Checker:
         old_db = settings.published_db
         if not old_db.exists():
             return
-        con.execute("attach database ? as published", (f"file:{old_db}?mode=ro",))
+        try:
+            con.execute("attach database ? as published", (f"file:{old_db}?mode=ro",))
+        except sqlite3.DatabaseError as exc:  # a recovery run: nothing to compare with
+            self.report.learning.append(f"{self.tbl}: the published warehouse is broken ({exc})")
+            return
         try:
             exists = con.execute(
                 "select 1 from published.sqlite_master where type = 'table' and name = ?",
                 (self.tbl,),
             ).fetchone()
-            if not exists:
-                return
-            self.rows(con, count, settings)
-            self.reference(con)
+            if exists:
+                self.rows(con, count, settings)
+                self.reference(con)
+        except sqlite3.DatabaseError as exc:
+            self.report.learning.append(f"{self.tbl}: the published warehouse is broken ({exc})")
         finally:
             con.execute("detach database published")
 
@@ -721,6 +728,7 @@ def expectations(observations: list[Observation]) -> dict[str, list]:
     import html
 
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
     suites: dict[str, list] = defaultdict(list)
     for i, o in enumerate(observations):
@@ -729,8 +737,7 @@ def expectations(observations: list[Observation]) -> dict[str, list]:
                 column="observed",
                 min_value=o.lower,
                 max_value=o.upper,
-                row_condition=f'col("check_id")=={i}',
-                condition_parser="great_expectations",
+                row_condition=Column("check_id") == i,
                 severity="critical" if o.severity == "stop" else "warning",
                 description=html.escape(f"{o.monitor}: {o.line}", quote=True),
                 meta={"monitor": o.monitor, "metric": o.metric, "bucket": o.bucket},

@@ -73,6 +73,7 @@ __all__ = [
     "document",
     "execute",
     "new_run_id",
+    "render_trends",
     "run_all",
 ]
 
@@ -213,8 +214,9 @@ def outcome(run: Run) -> int:
 
 def conclude(settings: Settings, run_id: str, run: Run | None = None) -> Run:
     """End a run however it went: dbt docs when a warehouse was built (also for
-    failed runs), the outcome in the record, one notification, and clean-up of
-    old builds and GX results. Never raises for a failed run; returns the record."""
+    failed runs), the outcome in the record, the Quality trends page, one
+    notification, and clean-up of old builds and GX results. Never raises for a
+    failed run; returns the record."""
     run = run if run is not None else Run.load(settings, run_id)
     stopped = any(s.status == "terminated" for s in run.steps)  # be quick: we were asked to stop
     if run.build.db.exists() and run.step("docs") is None and not stopped:
@@ -237,6 +239,7 @@ def conclude(settings: Settings, run_id: str, run: Run | None = None) -> Run:
         log.error("[%s] cannot save the run record: %s", run_id, exc)
         run.exit_code, run.status = code, "environment failure"
     _close_history(settings, run)
+    render_trends(settings, run_id)
     _notify(run)
     with contextlib.suppress(Exception):
         clean_up(settings)
@@ -255,6 +258,25 @@ def _close_history(settings: Settings, run: Run) -> None:
             history.retain(con, settings.history_keep_days)
     except Exception as exc:  # noqa: BLE001 (the outcome stands; the history is a record)
         log.error("[%s] cannot close the run in the quality history: %s", run.run_id, exc)
+
+
+def render_trends(settings: Settings, run_id: str | None = None) -> bool:
+    """Rewrite the Quality trends page (:mod:`dq.trends`) from the history, for every
+    run however it ended. A page that cannot be written is logged, never raised:
+    it must not fail or hide the run's outcome. Returns whether it was written."""
+    try:
+        from dq import trends
+
+        trends.render(settings)
+        return True
+    except (Exception, Terminated) as exc:
+        log.warning(
+            "[%s] the Quality trends page was not updated: %s: %s",
+            run_id or "docs",
+            type(exc).__name__,
+            exc,
+        )
+        return False
 
 
 def clean_up(settings: Settings) -> None:

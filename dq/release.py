@@ -427,9 +427,10 @@ def _manifest(release_id: str, plan: _Plan, tmp: Path, files: dict[str, str]) ->
 
 
 def validation_summary(run: Run) -> dict:
-    """Per GX suite of the run: expectations evaluated and passed, failures, warnings."""
+    """Per GX suite of the run (the monitors' too): expectations evaluated and
+    passed, failures, warnings."""
     suites = []
-    for name in ("validate_raw", "validate_transformed"):
+    for name in ("validate_raw", "validate_transformed", "monitor"):
         step = run.step(name)
         for suite in step.detail.get("suites", []) if step else []:
             suites.append(

@@ -7,6 +7,8 @@
                    ``catalog.json`` beside it, so it needs HTTP) and ``static_index.html``
 * ``/gx/``         GX Data Docs (``gx/uncommitted/data_docs/local_site/``)
 * ``/runs/``       run records (``warehouse/runs/*.json``)
+* ``/trends/``     the Quality trends page (:mod:`dq.trends`): its ``index.html``,
+                   ``trends.js`` and the three Vega files it loads from ``vendor/``
 * ``/_vendor/``    the front-end files :data:`dq.datadocs.CDN_ASSETS` maps, from
                    ``node_modules/`` (``npm ci``), and nothing else from there
 
@@ -23,7 +25,8 @@ What the server guarantees, whatever the files hold:
 * every response carries ``X-Content-Type-Options: nosniff`` and a
   Content-Security-Policy: nothing loads from another origin, the landing page
   and error pages run no script, GX pages may fetch nothing (so a script that
-  slipped into a page could not read ``/runs/``);
+  slipped into a page could not read ``/runs/``), the trends page runs only
+  its own script files (no inline script, no ``eval``);
 * it lists no folder and serves no file outside the ones named above;
 * ``HEAD`` gets the headers of ``GET``; a bad path (``..``, ``%00``) gets 404
   or 400; an idle or slow connection is closed after :data:`TIMEOUT` seconds,
@@ -52,7 +55,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from dq import config, datadocs
+from dq import config, datadocs, trends
 from dq.config import Settings
 from dq.datadocs import CDN_ASSETS, missing_assets, node_modules
 
@@ -83,6 +86,8 @@ _DBT_NO_TRACKING = '"send_anonymous_usage_stats": false'
 _DBT_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
 _DBT_REWRITTEN = ("manifest.json", "static_index.html")
 
+_TRENDS_VENDOR = "/trends/vendor/"  # + a name of dq.trends.VENDOR_FILES, from node_modules
+
 _LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?", re.IGNORECASE)
 
 # Content-Security-Policy per kind of page, as strict as the page allows.
@@ -98,6 +103,13 @@ CSP = {
         "default-src 'none'; script-src 'self' 'unsafe-inline'; "
         "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
         f"connect-src 'none'; {_COMMON}"
+    ),
+    # The trends page: only script files from here (its specs are JSON data
+    # blocks; vega-embed runs Vega's expression interpreter, no eval); vega-embed
+    # injects its tooltip and menu styles, and exports a chart as a data: URL.
+    "trends": (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src 'self' data:; connect-src 'none'; {_COMMON}"
     ),
     # dbt docs are AngularJS (expressions compiled with Function: 'unsafe-eval')
     # and fetch manifest.json and catalog.json.
@@ -170,6 +182,8 @@ def landing_page(settings: Settings) -> str:
         " &middot; <a href='/dbt/static_index.html'>single-file version</a></li>",
         "<li><a href='/gx/index.html'>GX Data Docs</a>"
         " (expectation suites and every validation result)</li>",
+        "<li><a href='/trends/'>Quality trends</a> (volume per day with the expected band,"
+        " metrics over runs, rejected share, anomalies)</li>",
         "<li><a href='/runs/latest.json'>latest run record (JSON)</a></li></ul>",
     ]
     if run is None:
@@ -267,15 +281,21 @@ class DocsHandler(BaseHTTPRequestHandler):
         s = self.settings
         if path in ("/", "/index.html"):
             self._send(landing_page(s).encode(), _TYPES[".html"], body)
-        elif path in ("/gx", "/dbt"):
+        elif path in ("/gx", "/dbt", "/trends"):
             self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-            self.send_header("Location", path + "/index.html")
+            self.send_header("Location", path + ("/" if path == "/trends" else "/index.html"))
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif path.startswith("/gx/"):
             self._gx(path[len("/gx/") :] or "index.html", body)
         elif path.startswith("/dbt/") and path[len("/dbt/") :] in _DBT_FILES:
             self._dbt(path[len("/dbt/") :], body)
+        elif path in ("/trends/", "/trends/index.html", "/trends/trends.js"):
+            self._trends(path[len("/trends/") :] or "index.html", body)
+        elif path.startswith(_TRENDS_VENDOR) and path[len(_TRENDS_VENDOR) :] in trends.VENDOR_FILES:
+            self._file(
+                _inside(self.modules, trends.VENDOR_FILES[path[len(_TRENDS_VENDOR) :]]), body
+            )
         elif path.startswith("/runs/") and path.endswith(".json"):
             self._file(_inside(s.runs_dir, path[len("/runs/") :]), body)
         elif path.startswith("/_vendor/") and _vendor_allowed(path[len("/_vendor/") :]):
@@ -295,6 +315,15 @@ class DocsHandler(BaseHTTPRequestHandler):
         page = rewrite_cdn_urls(file.read_text(encoding="utf-8"))
         self.csp = CSP["gx"]
         self._send(page.encode(), _TYPES[".html"], body)
+
+    def _trends(self, name: str, body: bool) -> None:
+        file = _inside(self.settings.trends_dir, name)
+        if file is None:
+            self.send_error(HTTPStatus.NOT_FOUND, "no trends page yet (python -m dq docs)")
+            return
+        if name == "index.html":
+            self.csp = CSP["trends"]
+        self._file(file, body)
 
     def _dbt(self, name: str, body: bool) -> None:
         file = _inside(self.settings.dbt_docs_dir, name)
@@ -394,7 +423,7 @@ def serve(port: int | None = None) -> int:
     url = f"http://{HOST}:{server.server_address[1]}"
     print(
         f"Serving docs on {url}/  (dbt docs: {url}/dbt/index.html, "
-        f"GX Data Docs: {url}/gx/index.html); Ctrl-C to stop.",
+        f"GX Data Docs: {url}/gx/index.html, Quality trends: {url}/trends/); Ctrl-C to stop.",
         flush=True,
     )
     try:

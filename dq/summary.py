@@ -58,6 +58,7 @@ def render(run: Run) -> str:
         + ("" if run.exit_code == 0 else " (unchanged by this run)"),
         f"GX Data Docs:        {info['data_docs']}",
         f"dbt docs:            {info['dbt_docs']}",
+        f"Quality trends:      {run.settings.trends_dir / 'index.html'}",
         f"Run record:          {run.record_path}",
     ]
     return "\n".join(out)

@@ -187,6 +187,8 @@ def test_docs_and_validate_verbs_work_on_the_last_build(bundled_run):
     docs = run_cli(root, "docs")
     assert docs.returncode == 0, docs.stdout + docs.stderr
     assert "static_index.html" in docs.stdout
+    trends = root / "warehouse" / "docs" / "trends" / "index.html"
+    assert f"Quality trends: {trends}" in docs.stdout and trends.is_file()
     validate = run_cli(root, "validate", "transformed")
     assert validate.returncode == 0, validate.stdout + validate.stderr
     assert "stg_orders" in validate.stdout and "FAILED" not in validate.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dq import config, datadocs, serve
+from dq import config, datadocs, serve, trends
 
 # Located, not imported: importing GX takes seconds.
 GX_RENDER = Path(importlib.util.find_spec("great_expectations").origin).parent / "render"
@@ -112,6 +112,14 @@ def site(tmp_path, monkeypatch) -> Iterator[str]:
             }
         )
     )
+    trends = root / "warehouse" / "docs" / "trends"
+    (trends / "vendor").mkdir(parents=True)
+    (trends / "index.html").write_text("<html>trends</html>")
+    (trends / "trends.js").write_text("// draws the charts")
+    (trends / "vendor" / "vega.min.js").write_text(
+        "// a stale copy: the server sends node_modules'"
+    )
+    (trends / "notes.txt").write_text("not for the web")
     (root / "secret.txt").write_text("not for the web")
     monkeypatch.setenv("DQ_ROOT", str(root))
     server, url = serve.start_in_thread(config.load(), timeout=IDLE_TIMEOUT)
@@ -142,6 +150,34 @@ def test_routes(site):
     assert json.loads(manifest)["metadata"]["send_anonymous_usage_stats"] is False
     assert json.loads(_get(site + "/runs/latest.json")[1])["run_id"] == "r1"
     assert _get(site + "/_vendor/jquery/dist/jquery.min.js")[0] == 200
+    assert "<a href='/trends/'>Quality trends</a>" in landing
+
+
+def test_trends_routes(site, tmp_path):
+    """The Quality trends page, its script and the three Vega files, nothing else."""
+    for path in ("/trends/", "/trends/index.html"):
+        assert _get(site + path) == (200, "<html>trends</html>"), path
+    assert _get(site + "/trends/trends.js") == (200, "// draws the charts")
+    status, headers, _ = _request(site, "/trends")
+    assert status == 301 and headers["Location"] == "/trends/"
+    modules = serve.node_modules()
+    for name, path in trends.VENDOR_FILES.items():
+        status, headers, body = _request(site, "/trends/vendor/" + name)
+        assert status == 200 and body == (modules / path).read_bytes(), name
+        assert headers["Content-Type"].startswith("text/javascript")
+    for path in (
+        "/trends/notes.txt",
+        "/trends/vendor/",
+        "/trends/vendor/vega.js",
+        "/trends/vendor/../index.html",
+        "/trends/vendor/%2e%2e/trends.js",
+        "/trends/../secret.txt",
+        "/trends/vendor/vega.min.js/",
+    ):
+        assert _request(site, path)[0] == 404, path
+    (tmp_path / "project" / "warehouse" / "docs" / "trends" / "index.html").unlink()
+    status, _, body = _request(site, "/trends/")
+    assert status == 404 and b"no trends page yet" in body
 
 
 @pytest.mark.parametrize(
@@ -181,7 +217,17 @@ def _request(url: str, path: str, method: str = "GET", host: str | None = None):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/gx/index.html", "/dbt/index.html", "/runs/latest.json", "/nothing", "/gx"]
+    "path",
+    [
+        "/",
+        "/gx/index.html",
+        "/dbt/index.html",
+        "/runs/latest.json",
+        "/nothing",
+        "/gx",
+        "/trends/",
+        "/trends/vendor/vega.min.js",
+    ],
 )
 def test_every_response_has_csp_and_nosniff(site, path):
     status, headers, _ = _request(site, path)
@@ -199,6 +245,10 @@ def test_csp_per_page_kind(site):
     assert "connect-src 'none'" in gx  # a GX page cannot fetch /runs/ or anything else
     dbt = _request(site, "/dbt/index.html")[1]["Content-Security-Policy"]
     assert "connect-src 'self'" in dbt  # dbt docs fetch manifest.json and catalog.json
+    page = _request(site, "/trends/")[1]["Content-Security-Policy"]
+    # Only the page's own script files: its specs are JSON data, Vega interprets expressions.
+    assert "script-src 'self';" in page and "unsafe" not in page.split("style-src")[0]
+    assert "connect-src 'none'" in page
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost:8765", "LOCALHOST", "[::1]:80"])
@@ -228,6 +278,7 @@ def test_other_hosts_are_refused(site, host):
         "/_vendor/jquery/",
         "/runs/",
         "/dbt/",
+        "/trends/vendor/",
     ],
 )
 def test_no_directory_listing(site, path):
