@@ -46,7 +46,7 @@ class Check:
 #: sensitivity and min_change, and what it watches (the README table).
 MONITORS: dict[str, tuple[Check, dict, str]] = {
     "volume": (Check(min_change=0.5), {"by": str}, "rows per day (and per `by` value)"),
-    "level": (Check(min_change=0.5), {"skip": list}, "mean of each number column per day"),
+    "level": (Check(min_change=0.45), {"skip": list}, "mean of each number column per day"),
     "spread": (
         Check(severity="warn", min_change=0.5),
         {"skip": list},
