@@ -112,7 +112,7 @@ bench: setup ## dbt seed: stock dbt-sqlite vs project loader vs sqlite3 .import 
 bench-quick: setup ## a 30-second smoke run of the seed benchmark
 	$(BIN)/python bench/bench_seeds.py --quick
 
-quality-eval: setup ## silent defects + clean next days through the pipeline: caught/warned/missed, false alarms (~35 min)
+quality-eval: setup ## silent defects + clean next days through the pipeline: caught/warned/missed, false alarms (~22 min)
 	$(BIN)/python -m dq.quality_eval $(EVAL_ARGS)
 
 bench-monitors: setup ## the anomaly monitors' cost: the last day of one year of data, DQ_MONITORS=off vs on
