@@ -108,7 +108,6 @@ def run_context(settings: Settings, build: Build):
 def _register(context, settings: Settings, build: Build, layer: str) -> None:
     """Register one layer's suites, assets and checkpoint, once its tables exist
     (GX tests a table asset's table when it is added)."""
-    import great_expectations as gx
 
     datasource = context.data_sources.get(DATASOURCE)
     sources = load_sources(build.seeds_dir)
@@ -116,21 +115,35 @@ def _register(context, settings: Settings, build: Build, layer: str) -> None:
     suites = declare(sources, marts(settings), features(settings))[layer]
     definitions = []
     for table, expectations in suites.items():
-        suite = gx.ExpectationSuite(name=table, expectations=expectations, notes=notes.get(table))
-        _set_stable_ids(suite)
-        suite.meta = {"layer": layer}
-        suite = context.suites.add(suite)
         batch = datasource.add_table_asset(
             name=table, table_name=table
         ).add_batch_definition_whole_table(table)
         definitions.append(
-            context.validation_definitions.add(
-                gx.ValidationDefinition(name=table, data=batch, suite=suite)
-            )
+            _definition(context, table, expectations, batch, layer, notes=notes.get(table))
         )
+    _checkpoint(context, layer, definitions)
+
+
+def _definition(context, name: str, expectations, batch, layer: str, notes=None):
+    """A suite (stable expectation ids, its layer in ``meta``) and its validation
+    definition on ``batch``, registered."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=name, expectations=expectations, notes=notes)
+    _set_stable_ids(suite)
+    suite.meta = {"layer": layer}
+    suite = context.suites.add(suite)
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+
+
+def _checkpoint(context, name: str, definitions) -> None:
+    import great_expectations as gx
+
     context.checkpoints.add(
         gx.Checkpoint(
-            name=layer,
+            name=name,
             validation_definitions=definitions,
             # No UpdateDataDocsAction: it rebuilds the site index once per suite;
             # run_checkpoint builds the site once per checkpoint.
@@ -158,7 +171,6 @@ def _register_monitors(context, build: Build, observations) -> None:
     """The monitors' checks as GX suites, one per source (``monitors_<noun>``):
     each check is one expectation on its row of ``<build>/monitor/checks.db``,
     so Data Docs show its observed value, expected range and line."""
-    import great_expectations as gx
 
     from dq.monitors import expectations, write_checks
 
@@ -168,25 +180,11 @@ def _register_monitors(context, build: Build, observations) -> None:
     )
     batch = datasource.add_table_asset(name="checks", table_name="checks")
     batch = batch.add_batch_definition_whole_table("checks")
-    definitions = []
-    for name, items in expectations(observations).items():
-        suite = gx.ExpectationSuite(name=name, expectations=items)
-        _set_stable_ids(suite)
-        suite.meta = {"layer": MONITORS}
-        suite = context.suites.add(suite)
-        definitions.append(
-            context.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=batch, suite=suite)
-            )
-        )
-    context.checkpoints.add(
-        gx.Checkpoint(
-            name=MONITORS,
-            validation_definitions=definitions,
-            actions=[],
-            result_format={"result_format": "SUMMARY"},
-        )
-    )
+    definitions = [
+        _definition(context, name, items, batch, MONITORS)
+        for name, items in expectations(observations).items()
+    ]
+    _checkpoint(context, MONITORS, definitions)
 
 
 def run_checkpoint(
