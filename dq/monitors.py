@@ -151,6 +151,17 @@ def _time_column(sources: dict[str, Source], source: Source):
     return column, time
 
 
+def _counts_by(con: sqlite3.Connection, relation: str, where: str, day: str, column: str):
+    """Rows per day and value of one column, and rows per day."""
+    rows = con.execute(
+        f"select {day}, {column}, count(*) from {relation} {where} group by 1, 2"
+    ).fetchall()
+    per_day: dict[str, int] = defaultdict(int)
+    for bucket, _, n in rows:
+        per_day[bucket] += n
+    return rows, per_day
+
+
 def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source):
     """Per-day series of every metric the source's monitors watch:
     ``{(metric, segment): _Series}``, with the days and rows per day."""
@@ -181,12 +192,8 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
 
     # Rows per day (and per segment).
     if by:
-        rows = con.execute(
-            f"select {day}, {segment_of}, count(*) from {relation} {where} group by 1, 2"
-        ).fetchall()
-        totals = defaultdict(int)
+        rows, totals = _counts_by(con, relation, where, day, segment_of)
         for bucket, segment, n in rows:
-            totals[bucket] += n
             add("volume", str(segment), "volume", COUNT, "rows", [(bucket, n, n)])
         add("volume", "", "volume", COUNT, "rows", [(b, n, n) for b, n in totals.items()])
     else:
@@ -310,12 +317,7 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
             distinct = con.execute(f"select count(distinct {x}) from {relation} {where}").fetchone()
             if not distinct[0] or distinct[0] > limit:
                 continue
-            rows = con.execute(
-                f"select {day}, {x}, count(*) from {relation} {where} group by 1, 2"
-            ).fetchall()
-            per_day = defaultdict(int)
-            for bucket, _, n in rows:
-                per_day[bucket] += n
+            rows, per_day = _counts_by(con, relation, where, day, x)
             values_seen = {str(v) for _, v, _ in rows}
             for value in sorted(values_seen):
                 shares = {b: 0 for b in per_day}

@@ -12,6 +12,7 @@ a browser test that silently skips proves nothing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -35,6 +36,21 @@ CHROMIUM_ARGS = [
 ARTIFACTS = config.PROJECT_ROOT / "artifacts"
 README_IMAGES = config.PROJECT_ROOT / "docs" / "img"
 LOCAL_HOSTS = {"127.0.0.1"}
+
+
+@contextlib.contextmanager
+def served(root: Path) -> Iterator[str]:
+    """``dq.serve`` over a project copy (``DQ_ROOT`` set while it serves): its base URL."""
+    from dq.serve import start_in_thread
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DQ_ROOT", str(root))
+        server, url = start_in_thread(config.load())
+        try:
+            yield url
+        finally:
+            server.shutdown()
+            server.server_close()
 
 
 def free_port() -> int:

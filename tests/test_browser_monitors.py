@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from dq import config
-from dq.serve import start_in_thread
 from tests import browser_fixtures as fx
 from tests.conftest import copy_project, run_cli
 
@@ -60,14 +58,8 @@ def stopped_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def docs_url(stopped_run) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DQ_ROOT", str(stopped_run))
-        server, url = start_in_thread(config.load())
-        try:
-            yield url
-        finally:
-            server.shutdown()
-            server.server_close()
+    with fx.served(stopped_run) as url:
+        yield url
 
 
 def test_data_docs_show_each_monitor_with_its_range_and_observed_value(offline_page, docs_url):

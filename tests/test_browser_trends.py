@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from dq import config, trends
-from dq.serve import start_in_thread
 from tests import browser_fixtures as fx
 from tests.conftest import copy_project, run_cli
 
@@ -91,14 +90,8 @@ def measured(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trends_url(measured) -> Iterator[str]:
     """Base URL of ``dq.serve`` over the measured project copy."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DQ_ROOT", str(measured))
-        server, url = start_in_thread(config.load())
-        try:
-            yield url
-        finally:
-            server.shutdown()
-            server.server_close()
+    with fx.served(measured) as url:
+        yield url
 
 
 def _watch(page) -> tuple[list[str], list[str]]:
