@@ -16,7 +16,7 @@ CI_STAGES := lint test validate model deploy
 OUTCOME ?= failure
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
-	airflow-stop airflow-status screenshots data sample bench bench-quick lock clean sync \
+	airflow-stop airflow-status postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
 	validate model deploy rollback ci ci-notify quality-eval bench-monitors
 
 help:
@@ -99,6 +99,12 @@ serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:8765 (port: 
 
 airflow: setup ## start Airflow locally on 127.0.0.1:8080 (port: $DQ_AIRFLOW_PORT; prints URL + login)
 	$(BIN)/python -m dq airflow start
+
+postgres: setup ## start the project's own PostgreSQL (127.0.0.1:$$DQ_PG_PORT, default 55432) for DQ_TARGET=postgres
+	$(BIN)/python -m dq postgres start
+
+postgres-stop: ## stop the project's PostgreSQL (its data stays in .services/postgres/)
+	$(BIN)/python -m dq postgres stop
 
 airflow-stop: ## stop every Airflow process `make airflow` started
 	$(BIN)/python -m dq airflow stop

@@ -360,6 +360,12 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     return airflow_local.command(args.action, args.home, args.port)
 
 
+def _cmd_postgres(args: argparse.Namespace) -> int:
+    from dq import pgcluster
+
+    return pgcluster.command(args.action)
+
+
 def _run_id(value: str) -> str:
     from dq.record import check_run_id
 
@@ -528,6 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="default: $DQ_AIRFLOW_PORT or 8080")
     p.add_argument("--home", type=Path, help="default: $DQ_AIRFLOW_HOME or airflow_home/")
     p.set_defaults(func=_cmd_airflow)
+
+    p = verb("postgres", "the project's own PostgreSQL server (DQ_PG_*): start | stop | status")
+    p.add_argument("action", choices=["start", "stop", "status"], help="start, stop or status")
+    p.set_defaults(func=_cmd_postgres)
 
     p = verb("data", "generate reproducible jafgen data into a folder")
     p.add_argument(

@@ -48,6 +48,25 @@ def _int(env: str, default: int) -> int:
         raise BadInput(f"{env}={value!r} is not a whole number") from None
 
 
+#: The targets a run can build on; the first is the default.
+TARGETS = ("sqlite", "postgres", "spark")
+
+
+def _choice(env: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(env, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise BadInput(f"{env}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
+def _secret(path: Path) -> str:
+    """A secret the project drew for itself into a git-ignored file (or "")."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class Build:
     """The private workspace of one run: ``warehouse/build/<run id>/``.
@@ -113,6 +132,24 @@ class Settings:
     history_keep_days: int = 400
     #: the anomaly monitors run (``DQ_MONITORS=off`` skips them, e.g. to measure their cost)
     monitors: bool = True
+    #: where a run builds and publishes (:mod:`dq.targets`): sqlite, postgres or spark
+    target: str = "sqlite"
+    #: the PostgreSQL server of the postgres target (``make postgres`` starts one here)
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 55432
+    pg_user: str = "dq"
+    pg_password: str = ""
+    pg_database: str = "jaffle_shop"
+
+    @property
+    def services_dir(self) -> Path:
+        """Servers the project starts for itself (PostgreSQL, Redis); git-ignored."""
+        return self.root / ".services"
+
+    @property
+    def pg_data_dir(self) -> Path:
+        """The data folder of the project's own PostgreSQL cluster (``make postgres``)."""
+        return self.services_dir / "postgres" / "data"
 
     @property
     def builds_dir(self) -> Path:
@@ -225,4 +262,10 @@ def load() -> Settings:
         keep_releases=_int("DQ_KEEP_RELEASES", 10),
         history_keep_days=_int("DQ_HISTORY_KEEP_DAYS", 400),
         monitors=_switch("DQ_MONITORS", True),
+        target=_choice("DQ_TARGET", TARGETS),
+        pg_host=os.environ.get("DQ_PG_HOST", "127.0.0.1"),
+        pg_port=_int("DQ_PG_PORT", 55432),
+        pg_user=os.environ.get("DQ_PG_USER", "dq"),
+        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(root / ".services/postgres/password"),
+        pg_database=os.environ.get("DQ_PG_DATABASE", "jaffle_shop"),
     )
