@@ -16,7 +16,7 @@ CI_STAGES := lint test validate model deploy
 OUTCOME ?= failure
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
-	airflow-stop airflow-status postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
+	airflow-stop airflow-status airflow-distributed postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
 	validate model deploy rollback ci ci-notify quality-eval bench-monitors
 
 help:
@@ -34,10 +34,16 @@ setup-ui: ## pinned front-end assets so GX Data Docs render offline, and npm-gro
 	@test -d node_modules/bootstrap -a -d node_modules/npm-groovy-lint || \
 	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-setup-test: setup setup-ui ## also install what the tests need beyond Python: Chromium, assets
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 2; fi; }
+#: Debian packages the tests need beyond Python: a browser, the PostgreSQL server and the
+#: Redis broker of the distributed Airflow (each named by a program it installs).
+TEST_DEBS := chromium:chromium postgresql:/usr/lib/postgresql redis-server:redis-server
+
+setup-test: setup setup-ui ## also install what the tests need beyond Python: Chromium, PostgreSQL, Redis, assets
+	@missing=; for entry in $(TEST_DEBS); do deb=$${entry%%:*}; probe=$${entry#*:}; \
+	  command -v $$probe >/dev/null 2>&1 || test -e $$probe || missing="$$missing $$deb"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing:$$missing; run 'sudo apt-get install -y$$missing'" >&2; exit 2; fi; fi
 
 demo: setup run ## set up, then run the whole pipeline on the bundled data
 
@@ -100,13 +106,16 @@ serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:8765 (port: 
 airflow: setup ## start Airflow locally on 127.0.0.1:8080 (port: $DQ_AIRFLOW_PORT; prints URL + login)
 	$(BIN)/python -m dq airflow start
 
+airflow-distributed: setup ## the same DAG on CeleryExecutor: Redis, PostgreSQL, 2 workers (127.0.0.1:$$DQ_AIRFLOW_PORT)
+	$(BIN)/python -m dq airflow start --distributed
+
 postgres: setup ## start the project's own PostgreSQL (127.0.0.1:$$DQ_PG_PORT, default 55432) for DQ_TARGET=postgres
 	$(BIN)/python -m dq postgres start
 
 postgres-stop: ## stop the project's PostgreSQL (its data stays in .services/postgres/)
 	$(BIN)/python -m dq postgres stop
 
-airflow-stop: ## stop every Airflow process `make airflow` started
+airflow-stop: ## stop every Airflow process `make airflow` or `make airflow-distributed` started (Redis too)
 	$(BIN)/python -m dq airflow stop
 
 airflow-status: ## health and memory of the local Airflow

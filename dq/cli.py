@@ -357,7 +357,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_airflow(args: argparse.Namespace) -> int:
     from dq import airflow_local
 
-    return airflow_local.command(args.action, args.home, args.port)
+    return airflow_local.command(args.action, args.home, args.port, args.distributed)
 
 
 def _cmd_postgres(args: argparse.Namespace) -> int:
@@ -533,6 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status"], help="start, stop or status")
     p.add_argument("--port", type=int, help="default: $DQ_AIRFLOW_PORT or 8080")
     p.add_argument("--home", type=Path, help="default: $DQ_AIRFLOW_HOME or airflow_home/")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="start: CeleryExecutor with Redis, PostgreSQL and two Celery workers",
+    )
     p.set_defaults(func=_cmd_airflow)
 
     p = verb("postgres", "the project's own PostgreSQL server (DQ_PG_*): start | stop | status")

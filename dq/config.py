@@ -140,6 +140,16 @@ class Settings:
     pg_user: str = "dq"
     pg_password: str = ""
     pg_database: str = "jaffle_shop"
+    #: the Redis server the distributed Airflow uses as Celery broker (started by the project)
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 56379
+    redis_password: str = ""
+    #: Celery workers ``make airflow-distributed`` starts, and task slots per worker
+    airflow_workers: int = 2
+    airflow_worker_concurrency: int = 1
+    #: set by the project in each Celery worker's environment: the hostname its
+    #: task instances record (two workers on one host are told apart)
+    airflow_worker_name: str = ""
 
     @property
     def services_dir(self) -> Path:
@@ -150,6 +160,11 @@ class Settings:
     def pg_data_dir(self) -> Path:
         """The data folder of the project's own PostgreSQL cluster (``make postgres``)."""
         return self.services_dir / "postgres" / "data"
+
+    @property
+    def redis_dir(self) -> Path:
+        """The project's Redis (Celery broker): its config, with the password (0600)."""
+        return self.services_dir / "redis"
 
     @property
     def builds_dir(self) -> Path:
@@ -266,6 +281,14 @@ def load() -> Settings:
         pg_host=os.environ.get("DQ_PG_HOST", "127.0.0.1"),
         pg_port=_int("DQ_PG_PORT", 55432),
         pg_user=os.environ.get("DQ_PG_USER", "dq"),
-        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(root / ".services/postgres/password"),
+        pg_password=os.environ.get("DQ_PG_PASSWORD")
+        or _secret(root / ".services/postgres/password"),
         pg_database=os.environ.get("DQ_PG_DATABASE", "jaffle_shop"),
+        redis_host=os.environ.get("DQ_REDIS_HOST", "127.0.0.1"),
+        redis_port=_int("DQ_REDIS_PORT", 56379),
+        redis_password=os.environ.get("DQ_REDIS_PASSWORD")
+        or _secret(root / ".services/redis/password"),
+        airflow_workers=_int("DQ_AIRFLOW_WORKERS", 2),
+        airflow_worker_concurrency=_int("DQ_AIRFLOW_WORKER_CONCURRENCY", 1),
+        airflow_worker_name=os.environ.get("DQ_AIRFLOW_WORKER_NAME", ""),
     )

@@ -61,7 +61,9 @@ def _owner_ids() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam("postgres")
     except KeyError:
-        raise EnvironmentFailure("user postgres is missing: apt-get install -y postgresql") from None
+        raise EnvironmentFailure(
+            "user postgres is missing: apt-get install -y postgresql"
+        ) from None
     return entry.pw_uid, entry.pw_gid
 
 
