@@ -17,7 +17,6 @@ import json
 import shutil
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
@@ -26,6 +25,8 @@ import pytest
 from dq import airflow_local
 from dq.pipeline import STEP_NAMES
 from tests import browser_fixtures as fx
+from tests.airflow_api import api as _api
+from tests.airflow_api import wait as _wait
 from tests.conftest import REPO, copy_project
 
 pytestmark = [
@@ -52,34 +53,6 @@ def _listening(procs: list[psutil.Process]) -> set[tuple[str, int]]:
         for c in psutil.net_connections("tcp")
         if c.status == psutil.CONN_LISTEN and c.pid in pids
     }
-
-
-def _api(base: str, method: str, path: str, token: str | None = None, body: dict | None = None):
-    request = urllib.request.Request(
-        base + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={
-            "Content-Type": "application/json",
-            **({"Authorization": f"Bearer {token}"} if token else {}),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
-def _wait(what: str, check, timeout: float, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 class _Webhook(BaseHTTPRequestHandler):
