@@ -16,7 +16,7 @@ CI_STAGES := lint test validate model deploy
 OUTCOME ?= failure
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
-	airflow-stop airflow-status airflow-distributed postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
+	airflow-stop airflow-status airflow-distributed lint-docker postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
 	validate model deploy rollback ci ci-notify quality-eval bench-monitors
 
 help:
@@ -56,12 +56,15 @@ test: setup-test ## the whole test suite (what .ci/run calls)
 screenshots: setup-test ## re-shoot docs/img/*.png (the README's pictures) with the browser tests
 	DQ_UPDATE_README_IMAGES=1 $(BIN)/python -m pytest -m browser
 
-lint: setup ## ruff, SQLFluff and pylint (fails under the score in pyproject.toml) (CI stage)
+lint: setup lint-docker ## ruff, SQLFluff, pylint (fails under the score in pyproject.toml), hadolint (CI stage)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DQ_BUILD_DB=$(CURDIR)/dbt_project/dev/jaffle_shop.db DQ_BUILD_DIR=$(CURDIR)/dbt_project/dev \
 	  $(BIN)/sqlfluff lint dbt_project/models  # the dbt templater connects: the dev sandbox
 	$(BIN)/pylint dq dags
+
+lint-docker: setup ## hadolint on the Dockerfile (fails on any finding; no Docker engine needed, <1 s)
+	$(BIN)/hadolint Dockerfile
 
 lint-jenkins: setup-ui ## lint the Jenkinsfile with npm-groovy-lint (needs Java 17; ~20 s)
 	npx --no-install npm-groovy-lint --noserver --failon error Jenkinsfile
@@ -106,10 +109,10 @@ serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:8765 (port: 
 airflow: setup ## start Airflow locally on 127.0.0.1:8080 (port: $DQ_AIRFLOW_PORT; prints URL + login)
 	$(BIN)/python -m dq airflow start
 
-airflow-distributed: setup ## the same DAG on CeleryExecutor: Redis, PostgreSQL, 2 workers (127.0.0.1:$$DQ_AIRFLOW_PORT)
+airflow-distributed: setup ## the same DAG on CeleryExecutor: Redis, PostgreSQL, 2 workers (127.0.0.1:8080, port: $DQ_AIRFLOW_PORT)
 	$(BIN)/python -m dq airflow start --distributed
 
-postgres: setup ## start the project's own PostgreSQL (127.0.0.1:$$DQ_PG_PORT, default 55432) for DQ_TARGET=postgres
+postgres: setup ## start the project's own PostgreSQL (127.0.0.1:55432, port: $DQ_PG_PORT) for DQ_TARGET=postgres
 	$(BIN)/python -m dq postgres start
 
 postgres-stop: ## stop the project's PostgreSQL (its data stays in .services/postgres/)

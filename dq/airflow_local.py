@@ -175,6 +175,7 @@ class Services:
 
     @property
     def database_url(self) -> str:
+        """Airflow's metadata database (SQLAlchemy URL, psycopg2 driver)."""
         password = quote(self.pg_password, safe="")
         return (
             f"postgresql+psycopg2://{self.pg_user}:{password}@{self.pg_host}:{self.pg_port}"
@@ -183,11 +184,12 @@ class Services:
 
     @property
     def broker_url(self) -> str:
+        """The Celery broker: Redis database 0, with the password."""
         password = quote(self.redis_password, safe="")
         return f"redis://:{password}@{self.redis_host}:{self.redis_port}/0"
 
 
-def airflow_settings(
+def airflow_settings(  # pylint: disable=too-many-arguments  # keywords, each a place
     home: Path,
     root: Path,
     *,
@@ -258,6 +260,14 @@ def worker_hostname() -> str:
     import socket
 
     return config.load().airflow_worker_name or socket.getfqdn()
+
+
+def command_args(name: str) -> list[str]:
+    """A component's or worker's command after ``airflow`` (the compose file's
+    ``command:`` of the matching service is the same)."""
+    if name in COMPONENTS:
+        return [name, *ARGS.get(name, ())]
+    return [*WORKER_ARGS, "--celery-hostname", name]
 
 
 def worker_names(count: int) -> list[str]:
@@ -498,13 +508,12 @@ def start(
                 cwd=home,
             )
         for name in COMPONENTS:
-            launch(name, [_airflow_bin(), name, *ARGS.get(name, ())], env)
+            launch(name, [_airflow_bin(), *command_args(name)], env)
         for name in worker_names(config.load().airflow_workers) if services else ():
             # Where this start's output begins: the log may hold an earlier "ready".
             log = logs / f"dq-{name}.log"
             workers[name] = log.stat().st_size if log.exists() else 0
-            argv = [_airflow_bin(), *WORKER_ARGS, "--celery-hostname", name]
-            launch(name, argv, {**env, **worker_settings(name)})
+            launch(name, [_airflow_bin(), *command_args(name)], {**env, **worker_settings(name)})
         deadline = started + timeout
         while not (_healthy(health(port)) and all(_ready(logs, w, o) for w, o in workers.items())):
             dead = [n for n, p in instance.pids.items() if _exited(p)]
