@@ -100,7 +100,7 @@ serve: setup setup-ui ## serve dbt docs + GX Data Docs on 127.0.0.1:8765 (port: 
 airflow: setup ## start Airflow locally on 127.0.0.1:8080 (port: $DQ_AIRFLOW_PORT; prints URL + login)
 	$(BIN)/python -m dq airflow start
 
-postgres: setup ## start the project's own PostgreSQL (127.0.0.1:$$DQ_PG_PORT, default 55432) for DQ_TARGET=postgres
+postgres: setup ## start the project's own PostgreSQL (127.0.0.1, port DQ_PG_PORT or 55432) for DQ_TARGET=postgres
 	$(BIN)/python -m dq postgres start
 
 postgres-stop: ## stop the project's PostgreSQL (its data stays in .services/postgres/)
