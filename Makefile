@@ -112,7 +112,7 @@ airflow: setup ## start Airflow locally on 127.0.0.1:8080 (port: $DQ_AIRFLOW_POR
 airflow-distributed: setup ## the same DAG on CeleryExecutor: Redis, PostgreSQL, 2 workers (127.0.0.1:8080, port: $DQ_AIRFLOW_PORT)
 	$(BIN)/python -m dq airflow start --distributed
 
-postgres: setup ## start the project's own PostgreSQL (127.0.0.1:55432, port: $DQ_PG_PORT) for DQ_TARGET=postgres
+postgres: setup ## start the project's own PostgreSQL (127.0.0.1, port DQ_PG_PORT or 55432) for DQ_TARGET=postgres
 	$(BIN)/python -m dq postgres start
 
 postgres-stop: ## stop the project's PostgreSQL (its data stays in .services/postgres/)

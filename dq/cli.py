@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dq.summary import render
 
     settings = config.load()
+    if args.target:
+        settings = dataclasses.replace(settings, target=args.target)
     try:
         accepted = [pipeline.acceptance(what, args.reason) for what in args.accept or []]
     except pipeline.BadInput as exc:
@@ -447,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{k}: {v}" for k, v in sorted(pipeline.ACCEPTABLE.items())),
     )
     p.add_argument("--reason", help="why (required with --accept; kept in the run record)")
+    p.add_argument(
+        "--target",
+        choices=config.TARGETS,
+        help="where to build and publish (default: $DQ_TARGET or sqlite; docs/scaling-out.md)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = verb("preflight", "check the declarations (seeds/*.yml) and the raw CSVs against them only")

@@ -83,6 +83,16 @@ class Build:
         return self.root / "jaffle_shop.db"
 
     @property
+    def schema(self) -> str:
+        """The run's own schema on a database server (PostgreSQL, Spark)."""
+        name = "build_" + "".join(ch if ch.isalnum() else "_" for ch in self.root.name.lower())
+        if len(name) <= 63:  # PostgreSQL's identifier limit
+            return name
+        import hashlib
+
+        return name[:54] + "_" + hashlib.sha256(self.root.name.encode()).hexdigest()[:8]
+
+    @property
     def seeds_dir(self) -> Path:
         """Snapshot of the CSVs and their contracts, as preflight checked them."""
         return self.root / "seeds"
@@ -111,7 +121,8 @@ class Settings:
     profiles_dir: Path
     gx_dir: Path
     warehouse_dir: Path
-    dbt_target: str = "dev"
+    #: the dbt target in profiles.yml; empty: the one of ``target`` (sqlite: dev)
+    dbt_target_name: str = ""
     #: seconds a run waits for the warehouse lock (begin, publish) before refusing
     lock_timeout: float = 600.0
     #: largest tolerated fall of a table's row count against the published warehouse
@@ -150,6 +161,11 @@ class Settings:
     #: set by the project in each Celery worker's environment: the hostname its
     #: task instances record (two workers on one host are told apart)
     airflow_worker_name: str = ""
+
+    @property
+    def dbt_target(self) -> str:
+        """The profiles.yml output dbt builds with: ``dev`` (SQLite), ``postgres``, ``spark``."""
+        return self.dbt_target_name or {"sqlite": "dev"}.get(self.target, self.target)
 
     @property
     def services_dir(self) -> Path:
@@ -234,12 +250,27 @@ class Settings:
         return self.gx_dir / "uncommitted" / "validations"
 
     def dbt_env(self, build: Build) -> dict[str, str]:
-        """Variables that ``profiles.yml`` reads: this run's own SQLite file."""
-        return {
+        """Variables that ``profiles.yml`` reads: this run's own SQLite file, or on
+        PostgreSQL the server and this run's own schema."""
+        env = {
             "DQ_BUILD_DB": str(build.db),
             # dbt-sqlite attaches every *.db in this folder: it holds the build file only.
             "DQ_BUILD_DIR": str(build.root),
             "DBT_PROFILES_DIR": str(self.profiles_dir),
+            "DQ_BUILD_SCHEMA": build.schema,
+        }
+        if self.target == "postgres":
+            env.update(self.pg_env())
+        return env
+
+    def pg_env(self) -> dict[str, str]:
+        """The PostgreSQL server as the ``DQ_PG_*`` variables profiles.yml reads."""
+        return {
+            "DQ_PG_HOST": self.pg_host,
+            "DQ_PG_PORT": str(self.pg_port),
+            "DQ_PG_USER": self.pg_user,
+            "DQ_PG_PASSWORD": self.pg_password,
+            "DQ_PG_DATABASE": self.pg_database,
         }
 
 
@@ -266,7 +297,7 @@ def load() -> Settings:
         profiles_dir=_path("DQ_PROFILES_DIR", root),
         gx_dir=_path("DQ_GX_DIR", root / "gx"),
         warehouse_dir=_path("DQ_WAREHOUSE_DIR", root / "warehouse"),
-        dbt_target=os.environ.get("DQ_DBT_TARGET", "dev"),
+        dbt_target_name=os.environ.get("DQ_DBT_TARGET", ""),
         lock_timeout=_float("DQ_LOCK_TIMEOUT", 600.0),
         max_row_drop=_float("DQ_MAX_ROW_DROP", 0.3),
         max_row_growth=_float("DQ_MAX_ROW_GROWTH", 1.0),
@@ -281,8 +312,7 @@ def load() -> Settings:
         pg_host=os.environ.get("DQ_PG_HOST", "127.0.0.1"),
         pg_port=_int("DQ_PG_PORT", 55432),
         pg_user=os.environ.get("DQ_PG_USER", "dq"),
-        pg_password=os.environ.get("DQ_PG_PASSWORD")
-        or _secret(root / ".services/postgres/password"),
+        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(root / ".services/pg-password"),
         pg_database=os.environ.get("DQ_PG_DATABASE", "jaffle_shop"),
         redis_host=os.environ.get("DQ_REDIS_HOST", "127.0.0.1"),
         redis_port=_int("DQ_REDIS_PORT", 56379),

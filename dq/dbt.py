@@ -62,7 +62,7 @@ def _whole(message: str) -> str:
     return "\n    ".join(lines)
 
 
-def invoke(settings: Settings, build: Build, *args: str) -> DbtResult:
+def invoke(settings: Settings, build: Build, *args: str, schema: str | None = None) -> DbtResult:
     """Run ``dbt <args>`` on a run's build; never raises for failed tests or models.
 
     dbt sees the project through the build's own folder, so its target/ and
@@ -88,7 +88,10 @@ def invoke(settings: Settings, build: Build, *args: str) -> DbtResult:
     # result (below) and the run record; the debug log goes to the build's logs/.
     # A log file on a full disk must not print a traceback per line either.
     logging.raiseExceptions = False
-    with environment(settings.dbt_env(build)):
+    env = settings.dbt_env(build)
+    if schema:  # on a server: read another schema than the build's (docs of a published run)
+        env["DQ_BUILD_SCHEMA"] = schema
+    with environment(env):
         outcome = dbtRunner().invoke([*command, "--log-level", "none", "--no-use-colors"])
     if outcome.exception is not None and not isinstance(outcome.exception, Exception):
         raise outcome.exception  # SIGTERM, Ctrl-C, a task timeout: not dbt's failure

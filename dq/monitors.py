@@ -30,6 +30,7 @@ import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from dq import history
@@ -151,7 +152,7 @@ def _time_column(sources: dict[str, Source], source: Source):
     return column, time
 
 
-def _counts_by(con: sqlite3.Connection, relation: str, where: str, day: str, column: str):
+def _counts_by(con, relation: str, where: str, day: str, column: str):
     """Rows per day and value of one column, and rows per day."""
     rows = con.execute(
         f"select {day}, {column}, count(*) from {relation} {where} group by 1, 2"
@@ -162,7 +163,7 @@ def _counts_by(con: sqlite3.Connection, relation: str, where: str, day: str, col
     return rows, per_day
 
 
-def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source):
+def measure(con, sources: dict[str, Source], source: Source, chr_function: str = "char"):
     """Per-day series of every metric the source's monitors watch:
     ``{(metric, segment): _Series}``, with the days and rows per day."""
     spec = source.monitors
@@ -212,7 +213,8 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
         ]
         plan.append(("number", c))
     if column is not None and column.type == "timestamp" and spec.check("clock").on:
-        selects.append(f"avg(substr({t}, 12, 2) + substr({t}, 15, 2) / 60.0)")
+        hour, minute = (f"cast(substr({t}, {i}, 2) as integer)" for i in (12, 15))
+        selects.append(f"avg({hour} + {minute} / 60.0)")
         plan.append(("clock", None))
     for ratio, num, den in zip(
         ratios, rewritten[1 : 1 + len(ratios)], rewritten[1 + len(ratios) :], strict=True
@@ -223,12 +225,17 @@ def measure(con: sqlite3.Connection, sources: dict[str, Source], source: Source)
     if source.clean_key and others and spec.check("duplicates").on:
         # Rows whose every value but the key repeats another row's of the day:
         # a day loaded twice with fresh ids; rare in real data, however small the day.
-        joined = " || char(31) || ".join(f"coalesce(base.{_q(c)}, char(0))" for c in others)
+        joined = f" || {chr_function}(31) || ".join(
+            f"case when base.{_q(c)} is null then 'n' else 'v' || cast(base.{_q(c)} as text) end"
+            for c in others
+        )
         selects.append(f"count(distinct {joined})")
         plan.append(("duplicates", None))
     if selects:
         query = f"select {day}, count(*), {', '.join(selects)} from {relation} {where} group by 1"
         for bucket, n, *values in con.execute(query):
+            # PostgreSQL averages exact numbers into Decimals: compute in floats.
+            values = [float(v) if isinstance(v, Decimal) else v for v in values]
             i = 0
             for what, item in plan:
                 if what == "number":
@@ -579,29 +586,22 @@ class _Checker:
 
     # -------------------------------------------------------------- untimed
 
-    def untimed(self, con: sqlite3.Connection, settings) -> None:
+    def untimed(self, con, target, settings) -> None:
         count = con.execute(f"select count(*) from {_q(self.tbl)}").fetchone()[0]
         self.report.candidates.append((self.source.noun, self.tbl, "rows", "", "", count, count))
-        old_db = settings.published_db
-        if not old_db.exists():
-            return
-        try:
-            con.execute("attach database ? as published", (f"file:{old_db}?mode=ro",))
-        except sqlite3.DatabaseError as exc:  # a recovery run: nothing to compare with
-            self.report.learning.append(f"{self.tbl}: the published warehouse is broken ({exc})")
-            return
-        try:
-            exists = con.execute(
-                "select 1 from published.sqlite_master where type = 'table' and name = ?",
-                (self.tbl,),
-            ).fetchone()
-            if exists:
-                self.rows(con, count, settings)
-                self.reference(con)
-        except sqlite3.DatabaseError as exc:
-            self.report.learning.append(f"{self.tbl}: the published warehouse is broken ({exc})")
-        finally:
-            con.execute("detach database published")
+        with target.published_attached(con) as problem:
+            if problem:  # a recovery run: nothing to compare with
+                self.report.learning.append(f"{self.tbl}: {problem}")
+            if problem is None or problem:
+                return
+            try:
+                if target.published_has(con, self.tbl):
+                    self.rows(con, count, settings)
+                    self.reference(con)
+            except sqlite3.DatabaseError as exc:
+                self.report.learning.append(
+                    f"{self.tbl}: the published warehouse is broken ({exc})"
+                )
 
     def rows(self, con, count: int, settings) -> None:
         check = self.spec.check("rows")
@@ -669,10 +669,11 @@ class _Checker:
 # ------------------------------------------------------------------ the whole build
 
 
-def check_build(settings, db: Path, sources: dict[str, Source]) -> Report:
-    """Measure and check every source of a build warehouse against the history."""
+def check_build(settings, target, build, sources: dict[str, Source]) -> Report:
+    """Measure and check every source of a build warehouse (on its
+    :class:`dq.targets.Target`) against the history."""
     report = Report()
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = target.connect(build)
     try:
         with history.connect(settings.history_db) as hist:
             for noun, source in sources.items():
@@ -680,7 +681,7 @@ def check_build(settings, db: Path, sources: dict[str, Source]) -> Report:
                     continue
                 checker = _Checker(source, report)
                 if source.monitors.time:
-                    series = measure(con, sources, source)
+                    series = measure(con, sources, source, target.chr_function)
                     for (metric, segment), s in series.items():
                         report.candidates += [
                             (noun, source.clean_table, metric, segment, str(d), v, n)
@@ -688,7 +689,7 @@ def check_build(settings, db: Path, sources: dict[str, Source]) -> Report:
                         ]
                     checker.timed(series, history.published_series(hist, noun))
                 else:
-                    checker.untimed(con, settings)
+                    checker.untimed(con, target, settings)
     finally:
         con.close()
     return report

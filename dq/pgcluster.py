@@ -8,7 +8,7 @@ It is Debian's ``postgresql`` server run without systemd::
 
 The superuser is ``$DQ_PG_USER`` (``dq``) with ``$DQ_PG_PASSWORD``; when that
 variable is unset, ``start`` draws a password once and keeps it in
-``.services/postgres/password`` (mode 0600, git-ignored), which
+``.services/pg-password`` (mode 0600, git-ignored), which
 :func:`dq.config.load` reads. Nothing secret is committed. ``start`` also
 creates the warehouse database (``$DQ_PG_DATABASE``, ``jaffle_shop``) and
 ``airflow``, the metadata database of the distributed Airflow.
@@ -61,9 +61,7 @@ def _owner_ids() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam("postgres")
     except KeyError:
-        raise EnvironmentFailure(
-            "user postgres is missing: apt-get install -y postgresql"
-        ) from None
+        raise EnvironmentFailure("no user postgres: apt-get install -y postgresql") from None
     return entry.pw_uid, entry.pw_gid
 
 
@@ -75,7 +73,8 @@ def _run(argv: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def password_file(settings: config.Settings) -> Path:
-    return settings.services_dir / "postgres" / "password"
+    """Where ``start`` keeps the password it drew (dq.config reads it from here)."""
+    return settings.services_dir / "pg-password"
 
 
 def _ensure_password(settings: config.Settings) -> str:

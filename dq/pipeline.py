@@ -165,9 +165,15 @@ def begin(
             exc = EnvironmentFailure(f"cannot start the run: {exc}")
         exc.run = failed
         raise exc from None
-    from dq import publish as publish_mod
-
-    broken = publish_mod.check_published(settings.published_db)
+    try:
+        broken = run.target.check_published()
+    except EnvironmentFailure as exc:  # the database server is unreachable
+        run.steps.append(
+            StepRecord("begin", "failed", 0.0, message=str(exc), exit_code=EXIT_ENVIRONMENT)
+        )
+        run.save()
+        exc.run = conclude(settings, run_id, run)
+        raise exc from None
     if broken and not run.accepted(ACCEPT_BROKEN_WAREHOUSE):
         exc = EnvironmentFailure(steps_mod.broken_warehouse_message(settings, broken))
         run.steps.append(
@@ -219,7 +225,7 @@ def conclude(settings: Settings, run_id: str, run: Run | None = None) -> Run:
     failed run; returns the record."""
     run = run if run is not None else Run.load(settings, run_id)
     stopped = any(s.status == "terminated" for s in run.steps)  # be quick: we were asked to stop
-    if run.build.db.exists() and run.step("docs") is None and not stopped:
+    if run.step("seed") is not None and run.step("docs") is None and not stopped:
         with contextlib.suppress(Exception, Terminated):
             steps_mod.docs(run)
     code = outcome(run)
@@ -288,7 +294,13 @@ def clean_up(settings: Settings) -> None:
         record = settings.runs_dir / f"{folder.name}.json"
         with contextlib.suppress(OSError, ValueError):
             statuses[folder.name] = json.loads(record.read_text(encoding="utf-8"))["status"]
-    build_mod.clean_builds(settings, statuses, settings.keep_failed_builds)
+    removed = build_mod.clean_builds(settings, statuses, settings.keep_failed_builds)
+    if settings.target != "sqlite":
+        from dq import targets
+
+        target = targets.of(settings)
+        for run_id in removed:  # a failed build's schema goes with its folder
+            target.drop(settings.build(run_id))
     build_mod.clean_validations(settings, settings.keep_validation_runs)
 
 

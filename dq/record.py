@@ -8,6 +8,7 @@ each gate recorded). ``latest.json`` is a copy of the record saved last.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -107,6 +108,13 @@ class Run:
         return self.settings.build(self.run_id)
 
     @property
+    def target(self):
+        """The run's :class:`dq.targets.Target` (its settings' target: see from_dict)."""
+        from dq import targets
+
+        return targets.of(self.settings)
+
+    @property
     def record_path(self) -> Path:
         return self.settings.runs_dir / f"{self.run_id}.json"
 
@@ -127,9 +135,10 @@ class Run:
             "exit_code": self.exit_code,
             "owner": self.owner,
             "acceptances": self.acceptances,
+            "target": self.settings.target,
             "steps": [asdict(s) for s in self.steps],
             "build_dir": str(self.build.root),
-            "published_db": str(self.settings.published_db),
+            "published_db": self.target.where(),
             "data_docs": str(self.settings.data_docs_dir / "index.html"),
             "dbt_docs": str(self.settings.dbt_docs_dir / "static_index.html"),
         }
@@ -153,6 +162,11 @@ class Run:
 
     @classmethod
     def from_dict(cls, settings: Settings, data: dict) -> Run:
+        # A run keeps the target it began with, whatever the process that
+        # continues it (another Airflow task) has configured.
+        recorded = data.get("target") or settings.target
+        if recorded != settings.target:
+            settings = dataclasses.replace(settings, target=recorded)
         run = cls(settings=settings, run_id=data["run_id"])
         for key in (
             "status",

@@ -89,9 +89,11 @@ def timed(run: Run, name: str, body: Callable[[StepRecord], None]) -> StepRecord
 
 def _fingerprint(run: Run) -> str:
     try:
-        return build_mod.settled_fingerprint(run.build)
+        return run.target.fingerprint(run.build)
     except FileNotFoundError:
-        raise EnvironmentFailure(f"the build warehouse {run.build.db} is missing") from None
+        raise EnvironmentFailure(
+            f"the build warehouse {run.target.where(run.build)} is missing"
+        ) from None
     except RuntimeError as exc:
         raise EnvironmentFailure(str(exc)) from None
 
@@ -105,7 +107,7 @@ def _expect_unchanged(run: Run, after: str, key: str) -> str:
     now = _fingerprint(run)
     if now != expected:
         raise GateFailed(
-            f"{run.build.db} changed after {after} (sha256 {now[:12]}…, recorded"
+            f"{run.target.where(run.build)} changed after {after} (sha256 {now[:12]}…, recorded"
             f" {expected[:12]}…): something outside this run wrote to its build"
         )
     return now
@@ -152,7 +154,6 @@ def _in_source(problem, snapshot, source):
 def seed(run: Run) -> StepRecord:
     """Load the raw CSVs into the build warehouse (``dbt seed``)."""
     from dq import dbt
-    from dq.publish import table_counts
 
     def body(record: StepRecord) -> None:
         result = dbt.invoke(run.settings, run.build, "seed", "--full-refresh")
@@ -165,7 +166,7 @@ def seed(run: Run) -> StepRecord:
             text = "dbt seed failed:\n  " + "\n  ".join(problems)
             raise (EnvironmentFailure if looks_environmental(text) else BadInput)(text)
         record.detail["rows"] = {
-            k: v for k, v in table_counts(run.build.db).items() if k.startswith("raw_")
+            k: v for k, v in run.target.table_counts(run.build).items() if k.startswith("raw_")
         }
         record.detail["fingerprint"] = _fingerprint(run)
 
@@ -180,7 +181,7 @@ def _validate(run: Run, layer: str, after: str) -> StepRecord:
         report = validate.run_checkpoint(run.settings, run.build, layer, run.run_id)
         record.detail["suites"] = [asdict(s) for s in report.suites]
         if _fingerprint(run) != before:
-            raise GateFailed(f"{run.build.db} changed while GX validated it")
+            raise GateFailed(f"{run.target.where(run.build)} changed while GX validated it")
         failed = [s for s in report.suites if not s.success]
         if failed:
             lines = [f"{s.suite}: {'; '.join(s.failed_critical)}" for s in failed]
@@ -199,13 +200,12 @@ def validate_raw(run: Run) -> StepRecord:
 def transform(run: Run) -> StepRecord:
     """Staging, quarantine and marts with their dbt data and unit tests (``dbt build``)."""
     from dq import dbt
-    from dq.publish import table_counts
 
     def body(record: StepRecord) -> None:
         _expect_unchanged(run, "validate_raw", "audited")
         result = dbt.invoke(run.settings, run.build, "build", "--exclude-resource-type", "seed")
         record.detail["dbt"] = result.counts
-        counts = table_counts(run.build.db)
+        counts = run.target.table_counts(run.build)
         record.detail["rows"] = {k: v for k, v in counts.items() if not k.startswith("raw_")}
         record.detail["rejected"] = {
             s.raw_table: counts.get(s.rejected_table, 0)
@@ -244,7 +244,7 @@ def monitor(run: Run) -> StepRecord:
             record.detail["audited"] = audited
             return
         sources = load_sources(run.build.seeds_dir)
-        report = monitors.check_build(run.settings, run.build.db, sources)
+        report = monitors.check_build(run.settings, run.target, run.build, sources)
         transform_detail = run.step("transform").detail
         rows, rejected = transform_detail.get("rows", {}), transform_detail.get("rejected", {})
         layers = []
@@ -265,7 +265,7 @@ def monitor(run: Run) -> StepRecord:
             )
             record.detail["suites"] = [asdict(s) for s in checked.suites]
         if _fingerprint(run) != audited:
-            raise GateFailed(f"{run.build.db} changed while the monitors read it")
+            raise GateFailed(f"{run.target.where(run.build)} changed while the monitors read it")
         record.detail["audited"] = audited
         if report.stops:
             record.message = "anomaly monitors found:\n  " + "\n  ".join(
@@ -311,10 +311,10 @@ ACCEPT_BROKEN_WAREHOUSE = "broken-warehouse"
 def publish(run: Run) -> StepRecord:
     """Under the warehouse lock: check the published warehouse, compare row counts
     with it, prove the build is the audited file, and swap it in atomically."""
-    from dq import publish as publish_mod
+    from dq.targets import NotAudited
 
     def body(record: StepRecord) -> None:
-        settings = run.settings
+        settings, target = run.settings, run.target
         audited = _expect_unchanged(run, "validate_transformed", "audited")
         if run.step("transform").detail.get("fingerprint") != audited:
             raise GateFailed("validate_transformed audited another file than transform built")
@@ -324,7 +324,7 @@ def publish(run: Run) -> StepRecord:
             raise GateFailed(f"validate_raw has not passed for run {run.run_id}")
         with warehouse_lock(settings, run.run_id):
             keep_old = None
-            broken = publish_mod.check_published(settings.published_db)
+            broken = target.check_published()
             if broken:
                 if not run.accepted(ACCEPT_BROKEN_WAREHOUSE):
                     raise EnvironmentFailure(broken_warehouse_message(settings, broken))
@@ -333,8 +333,8 @@ def publish(run: Run) -> StepRecord:
                 record.detail["broken_kept_as"] = str(keep_old)
                 record.detail["row_counts"] = "skipped: the published warehouse was broken"
             else:
-                old = publish_mod.table_counts(settings.published_db)
-                new = publish_mod.table_counts(run.build.db)
+                old = target.table_counts()
+                new = target.table_counts(run.build)
                 changes = row_count_changes(old, new, settings)
                 if changes and not run.accepted(ACCEPT_ROW_COUNTS):
                     record.detail["row_count_changes"] = changes
@@ -347,14 +347,14 @@ def publish(run: Run) -> StepRecord:
                 record.detail["row_count_changes"] = changes
                 record.detail["row_counts"] = "accepted" if changes else "ok"
             try:
-                publish_mod.publish(run.build.db, settings.published_db, audited, keep_old)
-            except publish_mod.NotAudited as exc:
+                target.publish(run.build, audited, keep_old)
+            except NotAudited as exc:
                 raise GateFailed(str(exc)) from exc
             # Under the lock, to the microsecond (a waiting run publishes right after):
             # the publish in force is the one with the latest time (record.last_published).
             published_at = now_iso("microseconds")
             _promote_history(run)
-        record.detail["published_db"] = str(settings.published_db)
+        record.detail["published_db"] = target.where()
         record.detail["fingerprint"] = audited
         record.detail["published_at"] = published_at
 
@@ -404,7 +404,12 @@ def generate_docs(run: Run):
 
     from dq import dbt
 
-    if not dbt.invoke(run.settings, run.build, "docs", "generate", "--static").success:
+    # On a server the published run's build schema is `published` now.
+    published = run.step("publish") is not None and run.step("publish").status == "ok"
+    schema = run.target.published_schema if published else None
+    if not dbt.invoke(
+        run.settings, run.build, "docs", "generate", "--static", schema=schema
+    ).success:
         raise GateFailed("dbt docs generate failed")
     out = run.settings.dbt_docs_dir
     out.mkdir(parents=True, exist_ok=True)

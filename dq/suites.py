@@ -47,6 +47,14 @@ CLEAN_TYPES = {
 }
 #: How SQLite spells "now" in the canonical text staging stores.
 NOW = {"date": "date('now')", "timestamp": "datetime('now')"}
+#: "now" and "is canonical text" per target (dq.targets): the rest of the SQL is portable.
+DIALECT_NOW = {
+    "sqlite": NOW,
+    "postgres": {
+        "date": "to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
+        "timestamp": "to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+    },
+}
 
 
 def _rows(description: str, query: str, severity: str = CRITICAL) -> gxe.Expectation:
@@ -56,15 +64,21 @@ def _rows(description: str, query: str, severity: str = CRITICAL) -> gxe.Expecta
     )
 
 
-def _canonical(column: str, kind: str) -> gxe.Expectation:
-    # SQLite has no date type: staging stores canonical text, which
-    # date()/datetime() return unchanged.
-    function = "datetime" if kind == "timestamp" else "date"
+def _canonical(column: str, kind: str, dialect: str = "sqlite") -> gxe.Expectation:
     shape = "YYYY-MM-DD HH:MM:SS" if kind == "timestamp" else "YYYY-MM-DD"
+    if dialect == "sqlite":
+        # SQLite has no date type: staging stores canonical text, which
+        # date()/datetime() return unchanged.
+        function = "datetime" if kind == "timestamp" else "date"
+        broken = f"{function}({column}) is not {column}"
+    else:
+        # No {n} quantifiers: GX formats the query with str.format.
+        digits = "[0-9][0-9]"
+        time = f" {digits}:{digits}:{digits}" if kind == "timestamp" else ""
+        broken = f"{column} !~ '^{digits}{digits}-{digits}-{digits}{time}$'"
     return _rows(
         f"{column} is a canonical '{shape}' {kind}",
-        f"select * from {{batch}} where {column} is not null"
-        f" and {function}({column}) is not {column}",
+        f"select * from {{batch}} where {column} is not null and {broken}",
     )
 
 
@@ -136,7 +150,9 @@ def raw_suite(source: Source) -> list[gxe.Expectation]:
     return out
 
 
-def _column_rules(column: Column, sources: dict[str, Source]) -> list[gxe.Expectation]:
+def _column_rules(
+    column: Column, sources: dict[str, Source], dialect: str = "sqlite"
+) -> list[gxe.Expectation]:
     name, kind = column.name, column.type
     out: list[gxe.Expectation] = [
         gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=CLEAN_TYPES[kind])
@@ -159,12 +175,12 @@ def _column_rules(column: Column, sources: dict[str, Source]) -> list[gxe.Expect
             )
         )
     if kind in NOW:
-        out.append(_canonical(name, kind))
+        out.append(_canonical(name, kind, dialect))
         for bound, op in ((column.min, "<"), (column.max, ">")):
             if bound is None:
                 continue
             # Bounds are `now` or ISO texts (checked by dq.sources): safe literals.
-            value = NOW[kind] if bound == "now" else f"'{bound}'"
+            value = DIALECT_NOW[dialect][kind] if bound == "now" else f"'{bound}'"
             word = "before" if op == "<" else "after"
             out.append(
                 _rows(
@@ -185,7 +201,9 @@ def _column_rules(column: Column, sources: dict[str, Source]) -> list[gxe.Expect
     return out
 
 
-def clean_suite(source: Source, sources: dict[str, Source]) -> list[gxe.Expectation]:
+def clean_suite(
+    source: Source, sources: dict[str, Source], dialect: str = "sqlite"
+) -> list[gxe.Expectation]:
     """Clean table of one source: every declared rule, nothing lost, the budget."""
     raw, rejected, share = source.raw_table, source.rejected_table, source.max_rejected_share
     out: list[gxe.Expectation] = [
@@ -194,19 +212,19 @@ def clean_suite(source: Source, sources: dict[str, Source]) -> list[gxe.Expectat
             f"nothing lost: rows in {raw} = rows here + rows in {rejected}",
             f"select * from (select (select count(*) from {raw}) as raw_rows,"
             f" (select count(*) from {{batch}}) as clean_rows,"
-            f" (select count(*) from {rejected}) as rejected_rows)"
+            f" (select count(*) from {rejected}) as rejected_rows) as counts"
             f" where raw_rows <> clean_rows + rejected_rows",
         ),
         _rows(
             f"rejected share of {raw} is at most {share:.1%}",
             f"select * from (select (select count(*) from {rejected}) as rejected_rows,"
-            f" (select count(*) from {{batch}}) as clean_rows)"
+            f" (select count(*) from {{batch}}) as clean_rows) as counts"
             f" where rejected_rows > {share!r} * (clean_rows + rejected_rows)",
         ),
         *_key(list(source.clean_key)),
     ]
     for column in source.columns:
-        out += _column_rules(column, sources)
+        out += _column_rules(column, sources, dialect)
     for rule in source.rules:
         out.append(
             _rows(
@@ -244,7 +262,7 @@ def _order_features() -> list[gxe.Expectation]:
         _rows(
             "one row per order: as many rows here as in orders",
             "select * from (select (select count(*) from orders) as order_rows,"
-            " (select count(*) from {batch}) as feature_rows)"
+            " (select count(*) from {batch}) as feature_rows) as counts"
             " where order_rows <> feature_rows",
         ),
         *_key(["order_id"]),
@@ -301,16 +319,20 @@ def notes(source: Source, table: str) -> list[str]:
 
 
 def declare(
-    sources: dict[str, Source], marts: Iterable[str] = (), features: Iterable[str] = ()
+    sources: dict[str, Source],
+    marts: Iterable[str] = (),
+    features: Iterable[str] = (),
+    dialect: str = "sqlite",
 ) -> dict[str, dict[str, list[gxe.Expectation]]]:
-    """All suites, grouped by layer: ``{"raw": {table: [...]}, "transformed": {...}}``.
+    """All suites, grouped by layer: ``{"raw": {table: [...]}, "transformed": {...}}``,
+    their SQL in the ``dialect`` of the target (:mod:`dq.targets`) they validate.
 
     Built fresh on every call: GX binds an expectation to the suite it is added to.
     """
     raw = {s.raw_table: raw_suite(s) for s in sources.values()}
     transformed: dict[str, list[gxe.Expectation]] = {}
     for source in sources.values():
-        transformed[source.clean_table] = clean_suite(source, sources)
+        transformed[source.clean_table] = clean_suite(source, sources, dialect)
         transformed[source.rejected_table] = rejected_suite(source)
     for mart in marts:
         transformed[mart] = mart_suite(mart)

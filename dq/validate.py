@@ -23,8 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from dq import datadocs
+from dq import datadocs, targets
 from dq.config import Build, Settings
+from dq.dbt import environment
 from dq.lock import file_lock
 from dq.sources import load_sources
 from dq.suites import CRITICAL, declare, suite_notes
@@ -101,7 +102,7 @@ def run_context(settings: Settings, build: Build):
     root.mkdir(parents=True, exist_ok=True)
     (root / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     context = gx.get_context(mode="file", context_root_dir=str(root))
-    context.data_sources.add_sqlite(name=DATASOURCE, connection_string=f"sqlite:///{build.db}")
+    targets.of(settings).gx_datasource(context, DATASOURCE, build)
     return context
 
 
@@ -110,14 +111,13 @@ def _register(context, settings: Settings, build: Build, layer: str) -> None:
     (GX tests a table asset's table when it is added)."""
 
     datasource = context.data_sources.get(DATASOURCE)
+    target = targets.of(settings)
     sources = load_sources(build.seeds_dir)
     notes = suite_notes(sources.values())
-    suites = declare(sources, marts(settings), features(settings))[layer]
+    suites = declare(sources, marts(settings), features(settings), target.name)[layer]
     definitions = []
     for table, expectations in suites.items():
-        batch = datasource.add_table_asset(
-            name=table, table_name=table
-        ).add_batch_definition_whole_table(table)
+        batch = target.gx_asset(datasource, build, table).add_batch_definition_whole_table(table)
         definitions.append(
             _definition(context, table, expectations, batch, layer, notes=notes.get(table))
         )
@@ -196,6 +196,12 @@ def run_checkpoint(
     Results and Data Docs go to ``gx/uncommitted/``, one checkpoint at a time
     (the site and its index are shared by all runs).
     """
+    # GX reads a server's password from the environment (see dq.targets), never a file.
+    with environment(settings.pg_env() if settings.target == "postgres" else {}):
+        return _run_checkpoint(settings, build, layer, run_id, observations)
+
+
+def _run_checkpoint(settings, build, layer, run_id, observations) -> CheckpointReport:
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = run_context(settings, build)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import copy_project
 
-from dq import anomaly, config, history, monitors
+from dq import anomaly, config, history, monitors, targets
 from dq.contracts import ContractError
 from dq.sources import load_sources
 
@@ -185,9 +185,17 @@ def shop(tmp_path, month):
         db = tmp_path / "today.db"
         shutil.copy(month, db)
         _edit(db, *edits)
-        return monitors.check_build(settings, db, sources)
+        return _check(settings, db, sources)
 
     return today
+
+
+def _check(settings, db: Path, sources) -> monitors.Report:
+    """The monitors on ``db`` as a run's build on the SQLite target."""
+    build = config.Build(db.parent / f"build-{db.stem}")
+    build.root.mkdir(exist_ok=True)
+    shutil.copy(db, build.db)
+    return monitors.check_build(settings, targets.of(settings), build, sources)
 
 
 def _edit(db: Path, *statements: str) -> None:
@@ -199,7 +207,7 @@ def _edit(db: Path, *statements: str) -> None:
 
 
 def _publish(settings, db: Path, sources, run_id: str) -> None:
-    report = monitors.check_build(settings, db, sources)
+    report = _check(settings, db, sources)
     assert not report.anomalies, [o.line for o in report.anomalies]
     with history.connect(settings.history_db) as con:
         history.save_run(con, run_id, "2026-11-27T00:00:00+00:00", [], report.candidates, [])

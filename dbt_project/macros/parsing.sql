@@ -43,10 +43,29 @@
 {%- endmacro %}
 
 {% macro default__parse_timestamp(expr) -%}
+    {#- Text like SQLite's, so every target's staging has the same types and
+        values; an impossible date ('2018-02-31') is null, as on SQLite. -#}
     case
         when trim({{ expr }}) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?$'
-            then cast(replace(trim({{ expr }}), 'T', ' ') as timestamp)
+            and {{ dq_is_real_date('substr(trim(' ~ expr ~ '), 1, 10)') }}
+            then to_char(
+                cast(replace(trim({{ expr }}), 'T', ' ') as timestamp),
+                'YYYY-MM-DD HH24:MI:SS'
+            )
     end
+{%- endmacro %}
+
+{#- True when a 'YYYY-MM-DD' text is a date that exists (PostgreSQL raises on
+    '2018-02-31' instead of returning null: check day against the month). -#}
+{% macro dq_is_real_date(expr) -%}
+    (
+        cast(substr({{ expr }}, 6, 2) as integer) between 1 and 12
+        and cast(substr({{ expr }}, 9, 2) as integer) between 1 and cast(extract(day from (
+            make_date(cast(substr({{ expr }}, 1, 4) as integer), cast(substr({{ expr }}, 6, 2) as integer), 1)
+            + interval '1 month' - interval '1 day'
+        )) as integer)
+        and cast(substr({{ expr }}, 1, 4) as integer) > 0
+    )
 {%- endmacro %}
 
 {% macro sqlite__parse_timestamp(expr) -%}
@@ -67,7 +86,7 @@
 {%- endmacro %}
 
 {% macro default__cents_to_currency(expr) -%}
-    cast(cast({{ expr }} as numeric(16, 2)) / 100 as numeric(16, 2))
+    cast(round(cast({{ expr }} as numeric) / 100, 2) as {{ dbt.type_float() }})
 {%- endmacro %}
 
 {% macro sqlite__cents_to_currency(expr) -%}
@@ -80,7 +99,7 @@
 {%- endmacro %}
 
 {% macro default__to_decimal(expr) -%}
-    cast(trim({{ expr }}) as numeric(18, 6))
+    cast(trim({{ expr }}) as {{ dbt.type_float() }})
 {%- endmacro %}
 
 {% macro sqlite__to_decimal(expr) -%}
@@ -95,7 +114,8 @@
 {% macro default__parse_date(expr) -%}
     case
         when trim({{ expr }}) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
-            then cast(cast(trim({{ expr }}) as date) as {{ dbt.type_string() }})
+            and {{ dq_is_real_date('trim(' ~ expr ~ ')') }}
+            then trim({{ expr }})
     end
 {%- endmacro %}
 
@@ -153,4 +173,49 @@
         {%- do cursor.connection.create_function(name, 2, compiled.sub, deterministic=true) -%}
     {%- endif -%}
     ({{ expr }} is null or {{ name }}('', {{ expr }}) = '')
+{%- endmacro %}
+
+{#- Rounding to `digits` decimals, as a float (PostgreSQL rounds numerics only). -#}
+{% macro dq_round(expr, digits) -%}
+    {{ return(adapter.dispatch('dq_round')(expr, digits)) }}
+{%- endmacro %}
+
+{% macro default__dq_round(expr, digits) -%}
+    cast(round(cast({{ expr }} as numeric), {{ digits }}) as {{ dq_float() }})
+{%- endmacro %}
+
+{% macro sqlite__dq_round(expr, digits) -%}
+    cast(round({{ expr }}, {{ digits }}) as {{ dq_float() }})
+{%- endmacro %}
+
+{#- The marts' 8-byte float: SQLite's REAL, PostgreSQL's double precision
+    (its `real` is 4 bytes and would lose cents on large sums). -#}
+{% macro dq_float() -%}
+    {{ return(adapter.dispatch('dq_float')()) }}
+{%- endmacro %}
+
+{% macro default__dq_float() -%}
+    {{ dbt.type_float() }}
+{%- endmacro %}
+
+{% macro sqlite__dq_float() -%}
+    real
+{%- endmacro %}
+
+{#- The day of week of a 'YYYY-MM-DD HH:MM:SS' text: 0 = Sunday ... 6 = Saturday. -#}
+{% macro dq_day_of_week(expr) -%}
+    {{ return(adapter.dispatch('dq_day_of_week')(expr)) }}
+{%- endmacro %}
+
+{% macro default__dq_day_of_week(expr) -%}
+    cast(extract(dow from cast({{ expr }} as timestamp)) as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{% macro sqlite__dq_day_of_week(expr) -%}
+    cast(strftime('%w', {{ expr }}) as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{#- The hour of a 'YYYY-MM-DD HH:MM:SS' text (the same on every target). -#}
+{% macro dq_hour(expr) -%}
+    cast(substr({{ expr }}, 12, 2) as {{ dbt.type_int() }})
 {%- endmacro %}

@@ -42,15 +42,15 @@ features as (
         location_id,
 
         ----------  numerics
-        cast(strftime('%H', ordered_at) as integer) as order_hour,
+        {{ dq_hour('ordered_at') }} as order_hour,
         -- 0 = Sunday ... 6 = Saturday
-        cast(strftime('%w', ordered_at) as integer) as order_day_of_week,
+        {{ dq_day_of_week('ordered_at') }} as order_day_of_week,
         cast(previous_orders as integer) as previous_orders,
         cast(
             case
                 when previous_orders > 0
                     then 1.0 * previous_food_orders / previous_orders
-            end as real
+            end as {{ dq_float() }}
         ) as previous_food_share,
 
         ----------  booleans

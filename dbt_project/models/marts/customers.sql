@@ -48,11 +48,11 @@ joined as (
         ----------  numerics
         cast(coalesce(customer_orders_summary.count_lifetime_orders, 0) as integer)
             as count_lifetime_orders,
-        cast(round(coalesce(customer_orders_summary.lifetime_spend_pretax, 0), 2) as real)
+        {{ dq_round('coalesce(customer_orders_summary.lifetime_spend_pretax, 0)', 2) }}
             as lifetime_spend_pretax,
-        cast(round(coalesce(customer_orders_summary.lifetime_tax_paid, 0), 2) as real)
+        {{ dq_round('coalesce(customer_orders_summary.lifetime_tax_paid, 0)', 2) }}
             as lifetime_tax_paid,
-        cast(round(coalesce(customer_orders_summary.lifetime_spend, 0), 2) as real)
+        {{ dq_round('coalesce(customer_orders_summary.lifetime_spend, 0)', 2) }}
             as lifetime_spend,
 
         ----------  timestamps

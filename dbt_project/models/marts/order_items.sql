@@ -49,7 +49,7 @@ joined as (
 
         ----------  numerics
         products.product_price,
-        cast(coalesce(order_supplies_summary.supply_cost, 0) as real) as supply_cost,
+        cast(coalesce(order_supplies_summary.supply_cost, 0) as {{ dq_float() }}) as supply_cost,
 
         ----------  booleans
         products.is_food_item,

@@ -12,4 +12,4 @@ spend as (
 select customers.*
 from {{ ref('customers') }} as customers
 left join spend on spend.customer_id = customers.customer_id
-where round(customers.lifetime_spend - coalesce(spend.spend, 0), 2) <> 0
+where {{ dq_round('customers.lifetime_spend - coalesce(spend.spend, 0)', 2) }} <> 0
