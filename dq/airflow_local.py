@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -344,7 +345,11 @@ def _runs_component(name: str, cmdline: list[str]) -> bool:
         return any("redis-server" in w for w in words)
     if name in COMMANDS:
         return any("airflow" in w for w in words) and any(w in COMMANDS[name] for w in words)
-    return any(name in w for w in words) and any("airflow" in w or "celery" in w for w in words)
+    # Its name as a word ("dq-worker-1") or in Celery's title ("celery@dq-worker-1:Main...").
+    named = re.compile(rf"(?:^|@){re.escape(name)}(?::|$)")
+    return any(named.search(w) for w in words) and any(
+        "airflow" in w or "celery" in w for w in words
+    )
 
 
 def _ours(name: str, recorded: dict | None) -> tuple:

@@ -232,3 +232,29 @@ def test_stop_ends_the_workers_a_crashed_component_left(fake_airflow, capsys):
     stopped = airflow_local.stop(home, grace=5)
     assert worker.pid in stopped.ended
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+
+
+CELERY_TITLE = "[celeryd: celery@{}:MainProcess] -active- (celery worker --skip-serve-logs)"
+
+
+@pytest.mark.parametrize(
+    ("name", "cmdline", "ours"),
+    [
+        # A Celery worker as started, and as Celery renames itself (setproctitle pads).
+        (
+            "dq-worker-1",
+            ["/v/bin/python", "/v/bin/airflow", "celery", "worker", "-H", "dq-worker-1"],
+            True,
+        ),
+        ("dq-worker-1", [CELERY_TITLE.format("dq-worker-1"), "", ""], True),
+        ("dq-worker-1", [CELERY_TITLE.format("dq-worker-2"), "", ""], False),
+        ("dq-worker-1", [CELERY_TITLE.format("dq-worker-10"), "", ""], False),
+        ("dq-worker-1", ["python", "-c", "pass", "dq-worker-1"], False),
+        ("redis", ["/usr/bin/redis-server 127.0.0.1:56379"], True),
+        ("redis", ["/usr/bin/redis-server", "/p/.services/redis/redis.conf"], True),
+        ("redis", ["/usr/bin/memcached", "-p", "56379"], False),
+    ],
+)
+def test_workers_and_redis_are_recognised_by_their_command_lines(name, cmdline, ours):
+    """What ``stop`` checks before it signals a recorded PID of the distributed mode."""
+    assert airflow_local._runs_component(name, cmdline) is ours
