@@ -151,6 +151,8 @@ class Settings:
     pg_user: str = "dq"
     pg_password: str = ""
     pg_database: str = "jaffle_shop"
+    #: where the project's own servers keep their data (default ``.services/``)
+    services_path: Path | None = None
 
     @property
     def dbt_target(self) -> str:
@@ -160,7 +162,7 @@ class Settings:
     @property
     def services_dir(self) -> Path:
         """Servers the project starts for itself (PostgreSQL, Redis); git-ignored."""
-        return self.root / ".services"
+        return self.services_path or self.root / ".services"
 
     @property
     def pg_data_dir(self) -> Path:
@@ -275,6 +277,8 @@ def for_root(root: Path, **overrides) -> Settings:
 def load() -> Settings:
     """Read the environment now (tests change it between runs)."""
     root = _path("DQ_ROOT", PROJECT_ROOT)
+    # Outside the project when its path is closed to user postgres (a test's tmp folder).
+    services = _path("DQ_SERVICES_DIR", root / ".services")
     return for_root(
         root,
         seeds_dir=_path("DQ_SEEDS_DIR", root / "seeds"),
@@ -297,6 +301,7 @@ def load() -> Settings:
         pg_host=os.environ.get("DQ_PG_HOST", "127.0.0.1"),
         pg_port=_int("DQ_PG_PORT", 55432),
         pg_user=os.environ.get("DQ_PG_USER", "dq"),
-        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(root / ".services/pg-password"),
+        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(services / "pg-password"),
         pg_database=os.environ.get("DQ_PG_DATABASE", "jaffle_shop"),
+        services_path=services,
     )
