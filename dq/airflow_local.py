@@ -542,7 +542,7 @@ def _services() -> Services:
     if settings.pg_host == HOST:
         pgcluster.start(settings)
     if not settings.redis_password:
-        _drawn_secret(settings.redis_dir / "password")
+        _drawn_secret(settings.services_dir / "redis-password")
     settings = config.load()  # now with the passwords the first start drew
     services = Services.of(settings)
     if _redis_answers(services):

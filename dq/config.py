@@ -151,6 +151,8 @@ class Settings:
     pg_user: str = "dq"
     pg_password: str = ""
     pg_database: str = "jaffle_shop"
+    #: where the project's own servers keep their data (default ``.services/``)
+    services_path: Path | None = None
     #: the Redis server the distributed Airflow uses as Celery broker (started by the project)
     redis_host: str = "127.0.0.1"
     redis_port: int = 56379
@@ -170,7 +172,7 @@ class Settings:
     @property
     def services_dir(self) -> Path:
         """Servers the project starts for itself (PostgreSQL, Redis); git-ignored."""
-        return self.root / ".services"
+        return self.services_path or self.root / ".services"
 
     @property
     def pg_data_dir(self) -> Path:
@@ -179,7 +181,8 @@ class Settings:
 
     @property
     def redis_dir(self) -> Path:
-        """The project's Redis (Celery broker): its config, with the password (0600)."""
+        """The project's Redis (Celery broker): its config, with the password (0600);
+        the password itself is drawn into ``redis-password`` beside ``pg-password``."""
         return self.services_dir / "redis"
 
     @property
@@ -290,6 +293,8 @@ def for_root(root: Path, **overrides) -> Settings:
 def load() -> Settings:
     """Read the environment now (tests change it between runs)."""
     root = _path("DQ_ROOT", PROJECT_ROOT)
+    # Outside the project when its path is closed to user postgres (a test's tmp folder).
+    services = _path("DQ_SERVICES_DIR", root / ".services")
     return for_root(
         root,
         seeds_dir=_path("DQ_SEEDS_DIR", root / "seeds"),
@@ -312,12 +317,12 @@ def load() -> Settings:
         pg_host=os.environ.get("DQ_PG_HOST", "127.0.0.1"),
         pg_port=_int("DQ_PG_PORT", 55432),
         pg_user=os.environ.get("DQ_PG_USER", "dq"),
-        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(root / ".services/pg-password"),
+        pg_password=os.environ.get("DQ_PG_PASSWORD") or _secret(services / "pg-password"),
         pg_database=os.environ.get("DQ_PG_DATABASE", "jaffle_shop"),
+        services_path=services,
         redis_host=os.environ.get("DQ_REDIS_HOST", "127.0.0.1"),
         redis_port=_int("DQ_REDIS_PORT", 56379),
-        redis_password=os.environ.get("DQ_REDIS_PASSWORD")
-        or _secret(root / ".services/redis/password"),
+        redis_password=os.environ.get("DQ_REDIS_PASSWORD") or _secret(services / "redis-password"),
         airflow_workers=_int("DQ_AIRFLOW_WORKERS", 2),
         airflow_worker_concurrency=_int("DQ_AIRFLOW_WORKER_CONCURRENCY", 1),
         airflow_worker_name=os.environ.get("DQ_AIRFLOW_WORKER_NAME", ""),

@@ -278,17 +278,21 @@ class Postgres(Target):
             with raw, raw.cursor() as cur:
                 # One publisher at a time across machines (the file lock is per host).
                 cur.execute("select pg_advisory_xact_lock(hashtext('dq publish'))")
-                for table in self._tables(cur, build.schema):
-                    cur.execute(f"lock table {_ident(build.schema)}.{_ident(table)} in share mode")
-                now = self._digest(cur, build.schema)
+                if not self._schema_exists(cur, build.schema):
+                    raise FileNotFoundError(f"{self.where(build)} is missing")
+                if self._schema_exists(cur, PUBLISHED):
+                    cur.execute(f"alter schema {PUBLISHED} rename to {_ident(retired)}")
+                cur.execute(f"alter schema {_ident(build.schema)} rename to {PUBLISHED}")
+                # Still inside the transaction: lock the tables against writers and
+                # prove they hold what was audited; if not, all of it rolls back.
+                for table in self._tables(cur, PUBLISHED):
+                    cur.execute(f"lock table {PUBLISHED}.{_ident(table)} in share mode")
+                now = self._digest(cur, PUBLISHED)
                 if now != audited:
                     raise NotAudited(
                         f"{self.where(build)} changed after its audit (sha256 {now[:12]}…,"
                         f" audited {audited[:12]}…): refusing to publish it"
                     )
-                if self._schema_exists(cur, PUBLISHED):
-                    cur.execute(f"alter schema {PUBLISHED} rename to {_ident(retired)}")
-                cur.execute(f"alter schema {_ident(build.schema)} rename to {PUBLISHED}")
         finally:
             raw.close()
         self._drop_schema(retired)
