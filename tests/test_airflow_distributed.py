@@ -4,11 +4,11 @@ Redis (the broker) and two Celery workers; a DAG run triggered through the REST
 API, building on PostgreSQL (``DQ_TARGET=postgres``), must succeed with every
 task run by one of the two workers and leave the published tables in PostgreSQL.
 
-Self-contained: a project copy with its own ``.services/`` (a throw-away
+Self-contained: a project copy with its own services folder (a throw-away
 PostgreSQL cluster, removed at the end), its own ``AIRFLOW_HOME``, free ports,
 retries off, manual schedule. Whatever happens, everything it started is
-stopped, and no process of it may be left behind. About 3 minutes on 2 cores:
-~50 s to start, ~2 min for the DAG run.
+stopped, and no process of it may be left behind. 4-5 minutes on 2 cores:
+~1 min to start (a fresh cluster, migrations), 2-3 min for the DAG run.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.airflow_api import api, token, wait
 from tests.browser_fixtures import free_port
 from tests.conftest import copy_project
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DAG_ID = "jaffle_shop_dq"
 TASKS = {"begin", *STEP_NAMES, "docs", "model", "deploy", "conclude"}
@@ -42,18 +42,19 @@ CHOSEN_PW = "Celery-test-pw-91c2"
 
 
 @pytest.fixture
-def project(monkeypatch):
-    """A project copy the ``postgres`` user can reach (pytest's ``tmp_path`` is
-    root's alone, and PostgreSQL refuses to run as root), with this test's
-    settings as the only ``DQ_*`` variables of this process: ``start`` reads them
-    here and hands them down to every Airflow process."""
-    base = Path(tempfile.mkdtemp(prefix="dq-distributed-"))
-    base.chmod(0o711)
-    root = copy_project(base / "project")
+def project(tmp_path, monkeypatch):
+    """A project copy whose services folder the ``postgres`` user can reach
+    (pytest's ``tmp_path`` is root's alone, and PostgreSQL refuses to run as
+    root), with this test's settings as the only ``DQ_*`` variables of this
+    process: ``start`` reads them here and hands them down to every Airflow process."""
+    root = copy_project(tmp_path / "project")
+    services = Path(tempfile.mkdtemp(prefix="dq-distributed-"))
+    services.chmod(0o711)
     for key in [k for k in os.environ if k.startswith("DQ_")]:
         monkeypatch.delenv(key)
     env = {
         "DQ_ROOT": str(root),
+        "DQ_SERVICES_DIR": str(services),
         "DQ_PRODUCTION_DIR": str(root / "production"),
         "DQ_RETRIES": "0",
         "DQ_SCHEDULE": "",
@@ -67,7 +68,7 @@ def project(monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield root
-    shutil.rmtree(base, ignore_errors=True)
+    shutil.rmtree(services, ignore_errors=True)
 
 
 def _listening(pids: set[int]) -> set[tuple[str, int]]:
@@ -99,7 +100,7 @@ def _query(settings: config.Settings, database: str, sql: str) -> list[tuple]:
 
 def test_the_dag_runs_on_two_celery_workers(project):
     root = project
-    home = root.parent / "airflow_home"
+    home = root.parent / "airflow_home"  # in tmp_path
     settings = config.load()
     started = time.monotonic()
     pids: list[int] = []
