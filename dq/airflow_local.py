@@ -69,7 +69,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from dq import config
+from dq import config, pgcluster
+
+# Airflow's metadata database (and the Celery results) in the project's PostgreSQL.
+from dq.pgcluster import AIRFLOW_DATABASE
 
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
@@ -89,8 +92,6 @@ COMMANDS = {name: (name, name.replace("-", "_")) for name in COMPONENTS}
 WORKER_ARGS = ("celery", "worker", "--skip-serve-logs")
 #: The Celery broker's component name in the state file.
 REDIS = "redis"
-#: Airflow's metadata database (and the Celery results) in the project's PostgreSQL.
-AIRFLOW_DATABASE = "airflow"
 #: Settings a user's environment may override (the rest are what the tests check).
 OVERRIDABLE = {
     "AIRFLOW__CORE__PARALLELISM": "4",
@@ -536,8 +537,6 @@ def start(
 def _services() -> Services:
     """Start the project's PostgreSQL (it creates the ``airflow`` database) and draw
     the Redis password once; the servers a distributed start runs on."""
-    from dq import pgcluster
-
     settings = config.load()
     if settings.pg_host == HOST:
         pgcluster.start(settings)
