@@ -17,7 +17,7 @@ OUTCOME ?= failure
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
 	airflow-stop airflow-status airflow-distributed lint-docker postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
-	validate model deploy rollback ci ci-notify quality-eval bench-monitors
+	validate model deploy rollback ci ci-notify quality-eval bench-monitors bench-targets
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -132,6 +132,9 @@ bench-quick: setup ## a 30-second smoke run of the seed benchmark
 
 quality-eval: setup ## silent defects + clean next days through the pipeline: caught/warned/missed, false alarms (~22 min)
 	$(BIN)/python -m dq.quality_eval $(EVAL_ARGS)
+
+bench-targets: setup ## the whole pipeline per target (sqlite, postgres) on the bundled data and one year
+	$(BIN)/python bench/targets.py $(BENCH_ARGS)
 
 bench-monitors: setup ## the anomaly monitors' cost: the last day of one year of data, DQ_MONITORS=off vs on
 	$(BIN)/python bench/monitor_overhead.py

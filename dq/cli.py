@@ -44,6 +44,12 @@ def _inspection(settings, run_id: str | None):
     from dq import build, generate
     from dq.record import Run, check_run_id, new_run_id
 
+    if settings.target != "sqlite":
+        raise pipeline.BadInput(
+            "inspecting a build or the published warehouse reads SQLite files; on"
+            f" {settings.target} every `dq run` validates its own build before publishing"
+        )
+
     if run_id:
         found = settings.build(check_run_id(run_id))
         if not found.db.exists():
@@ -453,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         choices=config.TARGETS,
-        help="where to build and publish (default: $DQ_TARGET or sqlite; docs/scaling-out.md)",
+        help="where to build and publish (default: $DQ_TARGET or sqlite; README: Scaling out)",
     )
     p.set_defaults(func=_cmd_run)
 

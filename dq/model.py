@@ -199,6 +199,13 @@ def read_published(settings: Settings, table: str, key: str) -> AuditedData:
     fingerprint that run recorded (changed by hand, restored from elsewhere).
     """
     run = last_published(settings)
+    if settings.target != "sqlite" or (run is not None and run.settings.target != "sqlite"):
+        # A release carries the warehouse file it was trained on (dq.release).
+        raise BadInput(
+            "the model stage trains on the published SQLite warehouse, which a release"
+            " carries as a file; it does not read a PostgreSQL or Spark target yet"
+            " (run it with DQ_TARGET=sqlite)"
+        )
     if run is None:
         raise BadInput(
             f"no run has published the warehouse (no run record in {settings.runs_dir} with"

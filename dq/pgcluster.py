@@ -189,6 +189,7 @@ def remove(settings: config.Settings) -> None:
 
 
 def command(action: str) -> int:
+    """``python -m dq postgres start|stop|status``; status exits 1 when not running."""
     settings = config.load()
     if action == "start":
         print(start(settings))

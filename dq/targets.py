@@ -65,6 +65,7 @@ class Target:
         return str(build.db if build else self.settings.published_db)
 
     def exists(self, build: Build | None = None) -> bool:
+        """Whether the build (or the published warehouse) is there."""
         return (build.db if build else self.settings.published_db).exists()
 
     # -------------------------------------------------------------- reading
@@ -107,6 +108,7 @@ class Target:
         )
 
     def table_counts(self, build: Build | None = None) -> dict[str, int]:
+        """Rows per table of the build (or of the published warehouse)."""
         from dq.publish import table_counts
 
         return table_counts(build.db if build else self.settings.published_db)
@@ -121,9 +123,11 @@ class Target:
     # -------------------------------------------------------------- Great Expectations
 
     def gx_datasource(self, context, name: str, build: Build):
+        """Register the build as GX datasource ``name`` on the run's context."""
         return context.data_sources.add_sqlite(name=name, connection_string=f"sqlite:///{build.db}")
 
-    def gx_asset(self, datasource, build: Build, table: str):
+    def gx_asset(self, datasource, build: Build, table: str):  # pylint: disable=unused-argument
+        """A table of the build as a GX asset (its name is the table's)."""
         return datasource.add_table_asset(name=table, table_name=table)
 
     # -------------------------------------------------------------- publishing
@@ -135,6 +139,8 @@ class Target:
         return check_published(self.settings.published_db)
 
     def publish(self, build: Build, audited: str, keep_old: Path | None = None) -> None:
+        """Replace the published warehouse with the build, if it is what was audited
+        (``audited``: its fingerprint); raises :class:`NotAudited` otherwise."""
         from dq import publish as publish_mod
 
         try:
@@ -331,6 +337,7 @@ class _PgConnection:
         self.raw.autocommit = True
 
     def execute(self, sql: str, params=()):
+        """Run one statement (``?`` placeholders, as sqlite3's) and return its cursor."""
         cur = self.raw.cursor()
         if params:
             cur.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))
@@ -339,6 +346,7 @@ class _PgConnection:
         return cur
 
     def close(self) -> None:
+        """Close the server connection."""
         self.raw.close()
 
 

@@ -234,6 +234,12 @@ def test_a_run_killed_inside_publish_leaves_the_published_schema_unchanged(serve
             return cur.fetchone()
 
         _wait(waiting_on_rename, "publish to block on its second rename", 60)
+        # Readers meanwhile see the published schema as it was, and are not blocked.
+        reader = gate.cursor()
+        reader.execute("set statement_timeout = '5s'")
+        reader.execute("select count(*) from published.stg_customers")
+        assert reader.fetchone()[0] > 0
+        assert server.published_digest() == before
         # Inside the run's transaction, `published` is renamed away now.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
