@@ -103,9 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, data in datasets:
             for target in chosen:
                 env = {"DQ_TARGET": target}
-                if target == "postgres":
-                    env |= {"DQ_PG_PORT": str(pg.pg_port), "DQ_SERVICES_DIR": str(services)}
                 label = f"{target}-{name.replace(' ', '-')}"
+                if target == "postgres":
+                    # A database is a warehouse (one `published`): one per measurement.
+                    database = label.replace("-", "_")
+                    pgcluster.start(dataclasses.replace(pg, pg_database=database))
+                    env |= {
+                        "DQ_PG_PORT": str(pg.pg_port),
+                        "DQ_SERVICES_DIR": str(services),
+                        "DQ_PG_DATABASE": database,
+                    }
                 print(f"{label} ...", flush=True)
                 results[(name, target)] = _run(work, label, data, env)
                 print(f"  {results[(name, target)]['wall']:.1f} s", flush=True)
