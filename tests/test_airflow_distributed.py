@@ -34,10 +34,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DAG_ID = "jaffle_shop_dq"
 TASKS = {"begin", *STEP_NAMES, "docs", "model", "deploy", "conclude"}
-#: The model stage (dq/model.py) trains on the published SQLite file only: on the
-#: postgres target its task fails saying so, and deploy does not run. The test
-#: xfails on exactly that (and passes once the stage reads PostgreSQL).
-MODEL_GAP = "does not read a PostgreSQL or Spark target yet"
+#: The model stage (dq/model.py) trains on the published SQLite file a release
+#: carries: on the postgres target the DAG skips it, and deploy with it.
+MODEL_SKIPPED = {"model": "skipped", "deploy": "skipped"}
 CHOSEN_PW = "Celery-test-pw-91c2"
 
 
@@ -104,7 +103,6 @@ def test_the_dag_runs_on_two_celery_workers(project):
     settings = config.load()
     started = time.monotonic()
     pids: list[int] = []
-    model_gap = False
     try:
         instance = airflow_local.start(home, free_port(), distributed=True, timeout=240)
         print(f"distributed Airflow ready after {time.monotonic() - started:.1f} s")
@@ -149,18 +147,11 @@ def test_the_dag_runs_on_two_celery_workers(project):
         print(f"DAG run {run_state} after {time.monotonic() - began:.1f} s")
         instances = api(base, "GET", run_path + "/taskInstances", bearer)["task_instances"]
         states = {ti["task_id"]: ti["state"] for ti in instances}
-        # Each task that ran (not one whose upstream failed) names the worker that ran it.
-        hosts = {
-            ti["task_id"]: ti["hostname"] for ti in instances if ti["state"] != "upstream_failed"
-        }
+        # Each task that ran names the worker that ran it.
+        hosts = {ti["task_id"]: ti["hostname"] for ti in instances if ti["state"] == "success"}
         print("hostnames:", hosts)
         assert run_state == "success", states
-        model_gap = states["model"] == "failed" and MODEL_GAP in json.dumps(
-            api(base, "GET", run_path + "/taskInstances/model/logs/1", bearer)
-        )
-        if model_gap:
-            assert states.pop("model") == "failed" and states.pop("deploy") == "upstream_failed"
-        assert states == {t: "success" for t in TASKS if t in states}, states
+        assert states == {t: MODEL_SKIPPED.get(t, "success") for t in TASKS}, states
 
         # Each task ran on one of the two Celery workers (its name is the hostname
         # it records), both took some, and every one went through Celery.
@@ -214,5 +205,3 @@ def test_the_dag_runs_on_two_celery_workers(project):
         if str(settings.pg_data_dir) in " ".join(p.info["cmdline"] or [])
     ]
     assert not cluster, f"the throw-away PostgreSQL still runs: {cluster}"
-    if model_gap:
-        pytest.xfail(f"the model stage on the postgres target: {MODEL_GAP}")
