@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         [(f"{args.years:g} year", _data(args.years))] if args.years else []
     )
 
+    # A SIGTERM (kill, a CI timeout) still stops the cluster below and removes the copies.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="dq-bench-targets-"))
     work.chmod(0o755)  # user postgres enters the cluster's folder below
     services = work / "services"
