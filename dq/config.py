@@ -202,6 +202,8 @@ class Settings:
             # derby.log goes here, not into whatever folder the process started in.
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
             "spark.sql.session.timeZone": "UTC",
+            # Adaptive re-planning pays off on big shuffles, not on thousands of rows.
+            "spark.sql.adaptive.enabled": "false",
             # Errors reach the run record through dbt, GX and dq; not the console.
             "spark.log.level": "FATAL",
             "spark.log.structuredLogging.enabled": "false",

@@ -203,10 +203,24 @@ class Spark(Target):
         found = self.spark.catalog.listTables(database)
         return sorted(t.name for t in found if t.tableType in kinds and not t.isTemporary)
 
+    def _per_table(self, database: str, tables: list[str], columns: str, source: str) -> dict:
+        """One query for every table (a union: one Spark job, not one per table):
+        ``{table: (values of columns)}`` over ``select <source> from <table>``."""
+        if not tables:
+            return {}
+        parts = [
+            f"select {i} as dq_table, {columns}"
+            f" from (select {source} from {_ident(database)}.{_ident(t)})"
+            for i, t in enumerate(tables)
+        ]
+        rows = self.spark.sql(" union all ".join(parts)).collect()
+        return {tables[row[0]]: tuple(row[1:]) for row in rows}
+
     def table_counts(self, build: Build | None = None) -> dict[str, int]:
         database = build.schema if build else PUBLISHED
         tables = self._tables(database, views=build is None)
-        return {t: self.spark.table(f"{_ident(database)}.{_ident(t)}").count() for t in tables}
+        counts = self._per_table(database, tables, "count(*)", "1 as one")
+        return {t: int(counts[t][0]) for t in tables}
 
     def _digest(self, database: str) -> str:
         """SHA-256 over every table's name, columns and types, row count and two
@@ -214,18 +228,19 @@ class Spark(Target):
         tables = self._tables(database)
         if not tables:
             raise FileNotFoundError(f"database {database} holds no tables")
+        # to_json keeps which column a value is in (hashes skip nulls); the
+        # sums are decimals, so no ANSI setting makes them overflow.
+        sums = self._per_table(
+            database,
+            tables,
+            "count(*), sum(cast(xxhash64(j) as decimal(38, 0))),"
+            " sum(cast(hash(j) as decimal(38, 0)))",
+            "to_json(struct(*)) as j",
+        )
         digest = hashlib.sha256()
         for table in tables:
-            frame = self.spark.table(f"{_ident(database)}.{_ident(table)}")
-            digest.update(f"{table}:{frame.schema.simpleString()};".encode())
-            # to_json keeps which column a value is in (hashes skip nulls); the
-            # sums are decimals, so no ANSI setting makes them overflow.
-            row = frame.selectExpr("to_json(struct(*)) as j").selectExpr(
-                "count(*)",
-                "sum(cast(xxhash64(j) as decimal(38, 0)))",
-                "sum(cast(hash(j) as decimal(38, 0)))",
-            )
-            digest.update(f"{tuple(row.first())!r};".encode())
+            schema = self.spark.table(f"{_ident(database)}.{_ident(table)}").schema
+            digest.update(f"{table}:{schema.simpleString()}:{sums[table]!r};".encode())
         return digest.hexdigest()
 
     def fingerprint(self, build: Build) -> str:
@@ -235,7 +250,8 @@ class Spark(Target):
 
     def gx_datasource(self, context, name: str, build: Build):
         self.spark  # noqa: B018 (GX must find the project's session, not start its own)
-        return context.data_sources.add_spark(name=name, persist=False)
+        # persist: a suite's expectations read its table from memory after the first.
+        return context.data_sources.add_spark(name=name, persist=True)
 
     def gx_batch_definition(self, datasource, build: Build, table: str):
         self.spark  # noqa: B018
