@@ -194,7 +194,7 @@ class Spark(Target):
         yield "" if self.spark.catalog.databaseExists(PUBLISHED) else None
 
     def published_has(self, con, table: str) -> bool:
-        return self.spark.catalog.tableExists(table, PUBLISHED)
+        return self.spark.catalog.tableExists(f"{PUBLISHED}.{_ident(table)}")
 
     def _tables(self, database: str, views: bool = False) -> list[str]:
         if not self.spark.catalog.databaseExists(database):
