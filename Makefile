@@ -34,11 +34,13 @@ setup-ui: ## pinned front-end assets so GX Data Docs render offline, and npm-gro
 	@test -d node_modules/bootstrap -a -d node_modules/npm-groovy-lint || \
 	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-#: Debian packages the tests need beyond Python: a browser, the PostgreSQL server and the
-#: Redis broker of the distributed Airflow (each named by a program it installs).
-TEST_DEBS := chromium:chromium postgresql:/usr/lib/postgresql redis-server:redis-server
+#: Debian packages the tests need beyond Python: a browser, the PostgreSQL server, the
+#: Redis broker of the distributed Airflow and Java for Spark (and npm-groovy-lint),
+#: each named by a program it installs.
+TEST_DEBS := chromium:chromium postgresql:/usr/lib/postgresql redis-server:redis-server \
+	default-jre-headless:java
 
-setup-test: setup setup-ui ## also install what the tests need beyond Python: Chromium, PostgreSQL, Redis, assets
+setup-test: setup setup-ui ## also install what the tests need beyond Python: Chromium, PostgreSQL, Redis, Java, assets
 	@missing=; for entry in $(TEST_DEBS); do deb=$${entry%%:*}; probe=$${entry#*:}; \
 	  command -v $$probe >/dev/null 2>&1 || test -e $$probe || missing="$$missing $$deb"; done; \
 	if [ -n "$$missing" ]; then \

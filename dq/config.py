@@ -163,6 +163,14 @@ class Settings:
     #: set by the project in each Celery worker's environment: the hostname its
     #: task instances record (two workers on one host are told apart)
     airflow_worker_name: str = ""
+    #: the Spark master of the spark target (``local[2]``: in this process, two cores)
+    spark_master: str = "local[2]"
+    #: the Spark driver's heap; the bundled data needs little
+    spark_driver_memory: str = "1g"
+    #: partitions after a shuffle (Spark's 200 is meant for a cluster, not a laptop)
+    spark_shuffle_partitions: int = 2
+    #: the address the local Spark driver binds to (``SPARK_LOCAL_IP``)
+    spark_local_ip: str = "127.0.0.1"
 
     @property
     def dbt_target(self) -> str:
@@ -184,6 +192,40 @@ class Settings:
         """The project's Redis (Celery broker): its config, with the password (0600);
         the password itself is drawn into ``redis-password`` beside ``pg-password``."""
         return self.services_dir / "redis"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The spark target's warehouse (one folder per database) and its Hive
+        metastore (Derby), beside the other warehouses; git-ignored."""
+        return self.warehouse_dir / "spark"
+
+    def spark_conf(self) -> dict[str, str]:
+        """The SparkSession every part of a run shares (dbt's, GX's, dq.spark_target's):
+        whoever starts it first starts it with these, so all see one catalog."""
+        home = self.spark_dir
+        return {
+            "spark.master": self.spark_master,
+            "spark.app.name": "dq",
+            "spark.driver.memory": self.spark_driver_memory,
+            "spark.driver.host": self.spark_local_ip,
+            "spark.driver.bindAddress": self.spark_local_ip,
+            "spark.sql.shuffle.partitions": str(self.spark_shuffle_partitions),
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.catalogImplementation": "hive",
+            "spark.sql.warehouse.dir": str(home / "warehouse"),
+            "spark.hadoop.javax.jdo.option.ConnectionURL": (
+                f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
+            ),
+            # derby.log goes here, not into whatever folder the process started in.
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
+            "spark.sql.session.timeZone": "UTC",
+            # Adaptive re-planning pays off on big shuffles, not on thousands of rows.
+            "spark.sql.adaptive.enabled": "false",
+            # Errors reach the run record through dbt, GX and dq; not the console.
+            "spark.log.level": "FATAL",
+            "spark.log.structuredLogging.enabled": "false",
+        }
 
     @property
     def builds_dir(self) -> Path:
@@ -264,6 +306,8 @@ class Settings:
         }
         if self.target == "postgres":
             env.update(self.pg_env())
+        if self.target == "spark":
+            env.update(self.spark_env())
         return env
 
     def pg_env(self) -> dict[str, str]:
@@ -274,6 +318,21 @@ class Settings:
             "DQ_PG_USER": self.pg_user,
             "DQ_PG_PASSWORD": self.pg_password,
             "DQ_PG_DATABASE": self.pg_database,
+        }
+
+    def spark_env(self) -> dict[str, str]:
+        """The Spark session as the ``DQ_SPARK_*`` variables profiles.yml reads, and
+        ``SPARK_LOCAL_IP`` for the JVM that pyspark launches."""
+        conf = self.spark_conf()
+        return {
+            "SPARK_LOCAL_IP": self.spark_local_ip,
+            "DQ_SPARK_MASTER": conf["spark.master"],
+            "DQ_SPARK_DRIVER_MEMORY": conf["spark.driver.memory"],
+            "DQ_SPARK_LOCAL_IP": self.spark_local_ip,
+            "DQ_SPARK_SHUFFLE_PARTITIONS": conf["spark.sql.shuffle.partitions"],
+            "DQ_SPARK_WAREHOUSE_DIR": conf["spark.sql.warehouse.dir"],
+            "DQ_SPARK_METASTORE_URL": conf["spark.hadoop.javax.jdo.option.ConnectionURL"],
+            "DQ_SPARK_JAVA_OPTIONS": conf["spark.driver.extraJavaOptions"],
         }
 
 
@@ -326,4 +385,8 @@ def load() -> Settings:
         airflow_workers=_int("DQ_AIRFLOW_WORKERS", 2),
         airflow_worker_concurrency=_int("DQ_AIRFLOW_WORKER_CONCURRENCY", 1),
         airflow_worker_name=os.environ.get("DQ_AIRFLOW_WORKER_NAME", ""),
+        spark_master=os.environ.get("DQ_SPARK_MASTER", "local[2]"),
+        spark_driver_memory=os.environ.get("DQ_SPARK_DRIVER_MEMORY", "1g"),
+        spark_shuffle_partitions=_int("DQ_SPARK_SHUFFLE_PARTITIONS", 2),
+        spark_local_ip=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
     )

@@ -163,7 +163,13 @@ def _counts_by(con, relation: str, where: str, day: str, column: str):
     return rows, per_day
 
 
-def measure(con, sources: dict[str, Source], source: Source, chr_function: str = "char"):
+def measure(
+    con,
+    sources: dict[str, Source],
+    source: Source,
+    chr_function: str = "char",
+    text_type: str = "text",
+):
     """Per-day series of every metric the source's monitors watch:
     ``{(metric, segment): _Series}``, with the days and rows per day."""
     spec = source.monitors
@@ -226,7 +232,8 @@ def measure(con, sources: dict[str, Source], source: Source, chr_function: str =
         # Rows whose every value but the key repeats another row's of the day:
         # a day loaded twice with fresh ids; rare in real data, however small the day.
         joined = f" || {chr_function}(31) || ".join(
-            f"case when base.{_q(c)} is null then 'n' else 'v' || cast(base.{_q(c)} as text) end"
+            f"case when base.{_q(c)} is null then 'n'"
+            f" else 'v' || cast(base.{_q(c)} as {text_type}) end"
             for c in others
         )
         selects.append(f"count(distinct {joined})")
@@ -681,7 +688,7 @@ def check_build(settings, target, build, sources: dict[str, Source]) -> Report:
                     continue
                 checker = _Checker(source, report)
                 if source.monitors.time:
-                    series = measure(con, sources, source, target.chr_function)
+                    series = measure(con, sources, source, target.chr_function, target.text_type)
                     for (metric, segment), s in series.items():
                         report.candidates += [
                             (noun, source.clean_table, metric, segment, str(d), v, n)

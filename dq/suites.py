@@ -32,10 +32,11 @@ from dq.sources import Column, Source
 CRITICAL = "critical"
 WARNING = "warning"
 
-# Declared column types as SQLAlchemy reports them for SQLite (and PostgreSQL).
-TEXT = ["TEXT", "VARCHAR", "CHARACTER VARYING"]
-INTEGER = ["INTEGER", "INT", "BIGINT"]
-NUMBER = ["REAL", "FLOAT", "NUMERIC", "DECIMAL", "DOUBLE PRECISION"]
+# Declared column types as SQLAlchemy reports them for SQLite (and PostgreSQL),
+# then the pyspark.sql.types classes of Spark's (GX ignores names it does not know).
+TEXT = ["TEXT", "VARCHAR", "CHARACTER VARYING", "StringType"]
+INTEGER = ["INTEGER", "INT", "BIGINT", "IntegerType", "LongType"]
+NUMBER = ["REAL", "FLOAT", "NUMERIC", "DECIMAL", "DOUBLE PRECISION", "DoubleType"]
 CLEAN_TYPES = {
     "text": TEXT,
     "date": TEXT,
@@ -53,6 +54,11 @@ DIALECT_NOW = {
     "postgres": {
         "date": "to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
         "timestamp": "to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+    },
+    # The session's time zone is UTC (dq.config spark_conf).
+    "spark": {
+        "date": "date_format(current_timestamp(), 'yyyy-MM-dd')",
+        "timestamp": "date_format(current_timestamp(), 'yyyy-MM-dd HH:mm:ss')",
     },
 }
 
@@ -75,7 +81,8 @@ def _canonical(column: str, kind: str, dialect: str = "sqlite") -> gxe.Expectati
         # No {n} quantifiers: GX formats the query with str.format.
         digits = "[0-9][0-9]"
         time = f" {digits}:{digits}:{digits}" if kind == "timestamp" else ""
-        broken = f"{column} !~ '^{digits}{digits}-{digits}-{digits}{time}$'"
+        regex = f"'^{digits}{digits}-{digits}-{digits}{time}$'"
+        broken = f"not {column} rlike {regex}" if dialect == "spark" else f"{column} !~ {regex}"
     return _rows(
         f"{column} is a canonical '{shape}' {kind}",
         f"select * from {{batch}} where {column} is not null and {broken}",

@@ -52,6 +52,8 @@ class Target:
     name = "sqlite"
     #: the SQL function that makes a character from its code
     chr_function = "char"
+    #: the SQL type a value is cast to for text (Spark has no TEXT)
+    text_type = "text"
     #: where a published build is found afterwards (None: its build stays where it was)
     published_schema: str | None = None
 
@@ -129,6 +131,14 @@ class Target:
     def gx_asset(self, datasource, build: Build, table: str):  # pylint: disable=unused-argument
         """A table of the build as a GX asset (its name is the table's)."""
         return datasource.add_table_asset(name=table, table_name=table)
+
+    def gx_batch_definition(self, datasource, build: Build, table: str):
+        """The whole table as GX's batch (a dataframe asset on Spark)."""
+        return self.gx_asset(datasource, build, table).add_batch_definition_whole_table(table)
+
+    def gx_run(self, checkpoint, build: Build, run_id):
+        """Run a checkpoint (Spark hands each validation its table as a dataframe)."""
+        return checkpoint.run(run_id=run_id)
 
     # -------------------------------------------------------------- publishing
 
@@ -357,8 +367,9 @@ def _ident(name: str) -> str:
 def of(settings: Settings) -> Target:
     """The target the settings select."""
     from dq.errors import BadInput
+    from dq.spark_target import Spark  # it builds on this module
 
-    kinds = {cls.name: cls for cls in (Target, Postgres)}
+    kinds = {cls.name: cls for cls in (Target, Postgres, Spark)}
     try:
         return kinds[settings.target](settings)
     except KeyError:

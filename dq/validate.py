@@ -117,7 +117,7 @@ def _register(context, settings: Settings, build: Build, layer: str) -> None:
     suites = declare(sources, marts(settings), features(settings), target.name)[layer]
     definitions = []
     for table, expectations in suites.items():
-        batch = target.gx_asset(datasource, build, table).add_batch_definition_whole_table(table)
+        batch = target.gx_batch_definition(datasource, build, table)
         definitions.append(
             _definition(context, table, expectations, batch, layer, notes=notes.get(table))
         )
@@ -218,7 +218,8 @@ def _run_checkpoint(settings, build, layer, run_id, observations) -> CheckpointR
     with file_lock(uncommitted / ".lock", f"run {run_id} ({layer})", settings.lock_timeout):
         # dq.datadocs: render CSV values as text, then make the site work offline.
         datadocs.use_escaping_views(context)
-        result = checkpoint.run(run_id=RunIdentifier(run_name=f"{run_id}-{layer}"))
+        run_name = RunIdentifier(run_name=f"{run_id}-{layer}")
+        result = targets.of(settings).gx_run(checkpoint, build, run_name)
         _build_data_docs(context, settings, result)
         datadocs.finalize_site(settings.data_docs_dir)
     suites = []

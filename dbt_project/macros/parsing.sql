@@ -202,6 +202,15 @@
     real
 {%- endmacro %}
 
+{#- The marts' text type (Spark has no TEXT: dbt_project/macros/spark.sql). -#}
+{% macro dq_text() -%}
+    {{ return(adapter.dispatch('dq_text')()) }}
+{%- endmacro %}
+
+{% macro default__dq_text() -%}
+    text
+{%- endmacro %}
+
 {#- The day of week of a 'YYYY-MM-DD HH:MM:SS' text: 0 = Sunday ... 6 = Saturday. -#}
 {% macro dq_day_of_week(expr) -%}
     {{ return(adapter.dispatch('dq_day_of_week')(expr)) }}

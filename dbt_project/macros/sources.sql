@@ -31,7 +31,20 @@
 
 {#- An identifier quoted for SQL, whatever characters it holds. -#}
 {% macro dq_quote(name) -%}
+    {{ return(adapter.dispatch('dq_quote')(name)) }}
+{%- endmacro %}
+
+{% macro default__dq_quote(name) -%}
     "{{ name | replace('"', '""') }}"
+{%- endmacro %}
+
+{#- Numbers the rows of a relation (`columns`: all of them, quoted). -#}
+{% macro dq_row_number(columns) -%}
+    {{ return(adapter.dispatch('dq_row_number')(columns)) }}
+{%- endmacro %}
+
+{% macro default__dq_row_number(columns) -%}
+    row_number() over ()
 {%- endmacro %}
 
 {#- A text as an SQL string literal. -#}
@@ -239,7 +252,7 @@ numbered as (
 
     select
         {{ all_columns }},
-        row_number() over () as dq_row,
+        {{ dq_row_number(all_columns) }} as dq_row,
         cast(
             row_number() over (partition by {{ all_columns }} order by {{ all_columns }})
             as {{ dbt.type_int() }}

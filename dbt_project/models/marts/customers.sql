@@ -42,7 +42,7 @@ joined as (
                 when coalesce(customer_orders_summary.count_lifetime_orders, 0) > 1 then 'returning'
                 else 'new'
             end
-            as text
+            as {{ dq_text() }}
         ) as customer_type,
 
         ----------  numerics
@@ -56,8 +56,8 @@ joined as (
             as lifetime_spend,
 
         ----------  timestamps
-        cast(customer_orders_summary.first_ordered_at as text) as first_ordered_at,
-        cast(customer_orders_summary.last_ordered_at as text) as last_ordered_at
+        cast(customer_orders_summary.first_ordered_at as {{ dq_text() }}) as first_ordered_at,
+        cast(customer_orders_summary.last_ordered_at as {{ dq_text() }}) as last_ordered_at
 
     from customers
 

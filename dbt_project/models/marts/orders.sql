@@ -41,7 +41,8 @@ compute_booleans as (
         orders.tax_paid,
         orders.order_total,
         cast(coalesce(order_items_summary.order_cost, 0) as {{ dq_float() }}) as order_cost,
-        cast(coalesce(order_items_summary.order_items_subtotal, 0) as {{ dq_float() }}) as order_items_subtotal,
+        cast(coalesce(order_items_summary.order_items_subtotal, 0) as {{ dq_float() }})
+            as order_items_subtotal,
         cast(coalesce(order_items_summary.count_order_items, 0) as integer) as count_order_items,
         cast(coalesce(order_items_summary.count_food_items, 0) as integer) as count_food_items,
         cast(coalesce(order_items_summary.count_drink_items, 0) as integer) as count_drink_items,
