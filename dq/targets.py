@@ -8,6 +8,8 @@ sqlite     ``warehouse/build/<run id>/jaffle_shop.db``     the audited file's by
 postgres   schema ``build_<run id>`` of ``$DQ_PG_DATABASE``  in one transaction: ``published`` is
                                                            renamed away and the build schema
                                                            renamed to ``published``
+spark      database ``build_<run id>`` (dq.spark_target)   the views of database ``published``
+                                                           re-pointed at the audited build
 =========  ==============================================  =====================================
 
 Everything else is the same on every target: the declarations, the dbt models
