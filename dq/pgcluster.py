@@ -90,9 +90,16 @@ def _ensure_password(settings: config.Settings) -> str:
 
 
 def status(settings: config.Settings) -> str | None:
-    """``running`` when the project's cluster accepts connections, else None."""
+    """``running`` when the project's own cluster runs and accepts connections, else
+    None. Another server answering on the same port is not ours: ``pg_ctl status``
+    asks this data folder's postmaster, ``pg_isready`` then asks the port."""
     data = settings.pg_data_dir
     if not (data / "PG_VERSION").exists():
+        return None
+    ours = subprocess.run(
+        _as_owner([_bin("pg_ctl"), "-D", str(data), "status"]), capture_output=True, check=False
+    )
+    if ours.returncode != 0:
         return None
     done = subprocess.run(
         [_bin("pg_isready"), "-h", settings.pg_host, "-p", str(settings.pg_port), "-q"],
@@ -133,15 +140,23 @@ def start(settings: config.Settings) -> str:
             f"-h {settings.pg_host} -p {settings.pg_port} -k {home}"
             " -c fsync=on -c max_connections=60 -c shared_buffers=64MB"
         )
-        _run(
-            _as_owner(
-                [
-                    _bin("pg_ctl"), "-D", str(data), "-l", str(home / "server.log"),
-                    "-o", options, "-w", "-t", "60", "start",
-                ]
-            ),
-            f"pg_ctl start (log: {home / 'server.log'})",
-        )  # fmt: skip
+        log = home / "server.log"
+        try:
+            _run(
+                _as_owner(
+                    [
+                        _bin("pg_ctl"), "-D", str(data), "-l", str(log),
+                        "-o", options, "-w", "-t", "60", "start",
+                    ]
+                ),
+                "pg_ctl start",
+            )  # fmt: skip
+        except EnvironmentFailure as exc:
+            # The server's own reason (a port in use, say) is in its log, not pg_ctl's output.
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-3:]
+            raise EnvironmentFailure(
+                f"{exc}; {log}: {' | '.join(lines)} (another port: DQ_PG_PORT)"
+            ) from None
     for database in dict.fromkeys([settings.pg_database, AIRFLOW_DATABASE]):
         _create_database(settings, password, database)
     seconds = time.perf_counter() - started
@@ -156,10 +171,16 @@ def _create_database(settings: config.Settings, password: str, name: str) -> Non
     import psycopg2
     from psycopg2 import sql
 
-    con = psycopg2.connect(
-        host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
-        password=password, dbname="postgres",
-    )  # fmt: skip
+    try:
+        con = psycopg2.connect(
+            host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
+            password=password, dbname="postgres", connect_timeout=10,
+        )  # fmt: skip
+    except psycopg2.OperationalError as exc:
+        raise EnvironmentFailure(
+            f"the project's PostgreSQL on {settings.pg_host}:{settings.pg_port} refused"
+            f" {settings.pg_user}: {str(exc).strip()}"
+        ) from None
     try:
         con.autocommit = True
         with con.cursor() as cur:

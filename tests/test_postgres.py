@@ -24,7 +24,7 @@ import pytest
 from conftest import copy_project, project_env, run_cli_process
 
 from dq import config, pgcluster, pipeline, targets
-from dq.errors import GateFailed
+from dq.errors import EnvironmentFailure, GateFailed
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -268,3 +268,18 @@ def test_a_run_killed_inside_publish_leaves_the_published_schema_unchanged(serve
     again = run_cli_process(server.root, "run", **server.env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert server.published_digest() != before
+
+
+def test_start_does_not_take_another_server_on_its_port_for_its_own(server):
+    """A second project whose port another cluster holds: a clear error naming the
+    log and the setting, not a connection to someone else's server."""
+    services = Path(tempfile.mkdtemp(prefix="dq-pg-other-"))
+    services.chmod(0o755)
+    other = dataclasses.replace(server.settings, services_path=services, pg_password="")
+    try:
+        with pytest.raises(EnvironmentFailure, match="could not create any TCP/IP sockets"):
+            pgcluster.start(other)
+        assert pgcluster.status(other) is None
+    finally:
+        pgcluster.remove(other)
+        shutil.rmtree(services, ignore_errors=True)
