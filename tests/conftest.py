@@ -114,6 +114,30 @@ def published_project(project: Path, bundled_run) -> tuple[Path, str]:
     return project, sha256(target)
 
 
+def sqlite_tables(db: Path) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
+    """Every table of a SQLite warehouse: its columns with their declared types,
+    and its rows (what the other targets' tests compare theirs with)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        names = [
+            r[0]
+            for r in con.execute(
+                "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+            )
+        ]
+        return {
+            name: (
+                [(c[1], c[2]) for c in con.execute(f'pragma table_info("{name}")')],
+                con.execute(f'select * from "{name}"').fetchall(),
+            )
+            for name in names
+        }
+    finally:
+        con.close()
+
+
 def last_build_db(root: Path) -> Path:
     """The build warehouse of the latest run (kept when the run failed)."""
     import json

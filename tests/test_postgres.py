@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import copy_project, project_env, run_cli_process
+from conftest import copy_project, project_env, run_cli_process, sqlite_tables
 
 from dq import config, pgcluster, pipeline, targets
 from dq.errors import EnvironmentFailure, GateFailed
@@ -94,26 +93,6 @@ def server(tmp_path_factory) -> Server:
         shutil.rmtree(services, ignore_errors=True)
 
 
-def _sqlite_tables(db: Path) -> dict[str, tuple[list, list]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-            )
-        ]
-        out = {}
-        for name in names:
-            columns = [
-                (c[1], KINDS[c[2].lower()]) for c in con.execute(f'pragma table_info("{name}")')
-            ]
-            out[name] = (columns, con.execute(f'select * from "{name}"').fetchall())
-        return out
-    finally:
-        con.close()
-
-
 def _postgres_tables(server: Server) -> dict[str, tuple[list, list]]:
     with contextlib.closing(server.connect()) as con, con.cursor() as cur:
         cur.execute(
@@ -142,7 +121,12 @@ def _normal(row: tuple) -> tuple:
 def test_the_same_pipeline_publishes_the_same_rows_and_types_as_on_sqlite(server, bundled_run):
     sqlite_root, result = bundled_run
     assert result.returncode == 0, result.stdout + result.stderr
-    lite = _sqlite_tables(sqlite_root / "warehouse" / "jaffle_shop.db")
+    lite = {
+        table: ([(name, KINDS[kind.lower()]) for name, kind in columns], rows)
+        for table, (columns, rows) in sqlite_tables(
+            sqlite_root / "warehouse" / "jaffle_shop.db"
+        ).items()
+    }
     pg = _postgres_tables(server)
     assert sorted(pg) == sorted(lite)
     for table in ("customers", "orders", "order_items", "order_features", "stg_orders"):

@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import copy_project, run_cli_process
+from conftest import copy_project, run_cli_process, sqlite_tables
 
 from dq import config, pipeline, spark_target
 from dq.errors import GateFailed
@@ -66,24 +65,6 @@ def test_the_run_publishes_on_spark(spark_project) -> None:
     assert steps["transform"]["detail"]["dbt"].get("pass", 0) > 0
 
 
-def _sqlite_tables(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-            )
-        ]
-        out = {}
-        for name in names:
-            cursor = con.execute(f'select * from "{name}"')
-            out[name] = ([d[0] for d in cursor.description], cursor.fetchall())
-        return out
-    finally:
-        con.close()
-
-
 def _rows(rows) -> list[tuple]:
     """Rows comparable across targets: floats to 6 places, in a fixed order."""
     return sorted(
@@ -95,7 +76,12 @@ def _rows(rows) -> list[tuple]:
 def test_published_views_hold_what_sqlite_publishes(spark_project, bundled_run, spark) -> None:
     sqlite_root, sqlite_result = bundled_run
     assert sqlite_result.returncode == 0, sqlite_result.stdout + sqlite_result.stderr
-    expected = _sqlite_tables(sqlite_root / "warehouse" / "jaffle_shop.db")
+    expected = {
+        table: ([name for name, _ in columns], rows)
+        for table, (columns, rows) in sqlite_tables(
+            sqlite_root / "warehouse" / "jaffle_shop.db"
+        ).items()
+    }
     published = sorted(t.name for t in spark.catalog.listTables(spark_target.PUBLISHED))
     assert published == sorted(expected)
     for table, (columns, rows) in expected.items():
