@@ -83,6 +83,9 @@ class StepRecord:
     message: str = ""
     exit_code: int = 0  # what a failure of this step means for the run
     detail: dict = field(default_factory=dict)
+    #: the process's peak resident memory so far (MB) when the step ended: where it
+    #: jumps is the step that needed the memory (each Airflow task is its own process)
+    peak_rss_mb: float | None = None
 
 
 @dataclass

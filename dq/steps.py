@@ -79,9 +79,17 @@ def timed(run: Run, name: str, body: Callable[[StepRecord], None]) -> StepRecord
         raise
     finally:
         record.seconds = round(time.perf_counter() - started, 2)
+        record.peak_rss_mb = peak_rss_mb()
         with contextlib.suppress(OSError):  # a full disk must not hide the real error
             run.save()
     return record
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (``ru_maxrss`` is KiB on Linux)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # ------------------------------------------------------------------ fingerprints
