@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from dq.config import Build, Settings
@@ -69,7 +71,45 @@ def settled_fingerprint(build: Build) -> str:
     for suffix in ("-journal", "-wal"):
         if Path(f"{build.db}{suffix}").exists():
             raise RuntimeError(f"{build.db}{suffix} exists: a write to the build was interrupted")
-    return fingerprint(build.db)
+    return remembered_fingerprint(build.db, build.root / FINGERPRINT_CACHE)
+
+
+#: Where a build keeps the fingerprint of its file together with the file's identity.
+FINGERPRINT_CACHE = ".fingerprint.json"
+
+#: A remembered fingerprint is trusted only if the file had not been written for this
+#: long when hashing began: every later write then sets a newer change time (ctime),
+#: which no writer can set back, so an unchanged identity means unchanged bytes.
+QUIET_NS = 1_000_000_000
+
+
+def _identity(path: Path) -> list[int]:
+    """What every write to a file changes: device, inode, size, mtime and ctime."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def remembered_fingerprint(path: Path, cache: Path) -> str:
+    """The SHA-256 of ``path``, hashed again only when the file changed since it was
+    last hashed (a gate re-checks the build many times; at three years of data
+    each hash reads about 1 GB). Publish does not use this: it hashes the very
+    bytes it publishes (:func:`dq.publish.publish`)."""
+    before = _identity(path)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        known = json.loads(cache.read_text(encoding="utf-8"))
+        if known["identity"] == before:
+            return str(known["sha256"])
+    started = time.time_ns()
+    digest = fingerprint(path)
+    changed_at = before[4]
+    # Trust it later only if nothing wrote during or just before the hashing, and the
+    # file system keeps sub-second times (a coarse clock could hide a second write).
+    if _identity(path) == before and changed_at % 1_000_000_000 and changed_at + QUIET_NS < started:
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps({"identity": before, "sha256": digest}), encoding="utf-8")
+            os.replace(tmp, cache)
+    return digest
 
 
 # ------------------------------------------------------------------ retention
