@@ -27,18 +27,24 @@ record each step's seconds and ``peak_rss_mb`` (the process's high-water mark wh
 step ended; releases before 6058c2e lack it and show a blank). The versions run in turn
 per size (baseline, current, baseline, current for ``--repeat 2``), so a drift of the
 machine hits both; a failed run is printed with its log's tail, left out of the figures
-and makes the exit status 1. Printed: per size a table of steps (baseline s, current s,
-baseline/current, peak RSS), the growth exponent k of time and memory in rows (least
-squares of log figure on log rows over the sizes measured), and the budgets: whole run
-at most 15 s bundled, 25 s at 1 year, 60 s and 600 MB at 3 years, and what the anomaly
-monitors (``--monitors-cost``: a run with ``DQ_MONITORS=off`` too), the source
-declarations (the preflight step) and PostgreSQL (``--postgres``: a run with
-``DQ_TARGET=postgres`` on a throw-away cluster, as ``bench/targets.py``) cost.
+and makes the exit status 1. Each figure is the min of the runs (``--repeat`` 1 or 2) or
+their median (3 or more).
 
-How long. Two runs of the bundled sample take about a minute on this 2-core machine
-(``--years 0``); one year adds about 40 s per run (README, ``make bench-targets``); three
-years take minutes per run. The default (3 sizes, 2 versions) is about 10 minutes, and
-each of ``--repeat``, ``--monitors-cost`` and ``--postgres`` adds its share.
+Printed: per size a table of steps (baseline s, current s, baseline/current, peak RSS);
+its row "outside the steps" is the whole run minus its steps' seconds (Python, dbt and
+GX start-up, and ``conclude``: history, trends page). Then the growth exponent k of time
+and memory in rows (least squares of log figure on log rows over the sizes measured),
+and the budgets: whole run at most 15 s bundled, 25 s at 1 year, 60 s and 600 MB at 3
+years, and what the anomaly monitors (``--monitors-cost``: a run with
+``DQ_MONITORS=off`` too), the source declarations (the preflight step) and PostgreSQL
+(``--postgres``: a run with ``DQ_TARGET=postgres`` on a throw-away cluster, as
+``bench/targets.py``) cost.
+
+How long. Two runs of the bundled sample (``--years 0``) take 1 to 1.5 minutes on this
+2-core machine (75 s while another benchmark ran); one year adds about 40 s per run
+(README, ``make bench-targets``); three years take minutes per run. The default (3
+sizes, 2 versions) is about 10 minutes, and each of ``--repeat``, ``--monitors-cost``
+and ``--postgres`` adds its share.
 """
 
 from __future__ import annotations
@@ -98,6 +104,9 @@ class Summary:
     failed: int
     wall_s: float | None = None
     peak_rss_mb: float | None = None
+    #: whole run minus its steps: Python, dbt and GX start-up, and ``conclude`` (history,
+    #: trends page, notification)
+    outside_s: float | None = None
     #: step name -> {"seconds": float | None, "peak_rss_mb": float | None}
     steps: dict[str, dict] = field(default_factory=dict)
 
@@ -240,6 +249,9 @@ def summarize(runs: list[Measurement], statistic: str) -> Summary | None:
         return summary
     summary.wall_s = _pick((r.wall_s for r in ok), statistic)
     summary.peak_rss_mb = _pick((r.peak_rss_mb for r in ok), statistic)
+    summary.outside_s = _pick(
+        (r.wall_s - sum(s["seconds"] or 0 for s in r.steps.values()) for r in ok), statistic
+    )
     for name in dict.fromkeys(n for r in ok for n in r.steps):
         summary.steps[name] = {
             key: _pick((r.steps.get(name, {}).get(key) for r in ok), statistic)
@@ -306,9 +318,10 @@ def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
 def step_table(
     current: Summary, baseline: Summary | None = None, others: dict[str, Summary] | None = None
 ) -> str:
-    """Rows: the steps, ``whole run`` and ``peak RSS MB``. Columns: baseline s, current s,
-    baseline/current, then each of ``others`` (name -> Summary) in seconds, then the steps'
-    peak RSS. A figure the baseline's records lack is a blank cell."""
+    """Rows: the steps, ``outside the steps``, ``whole run`` and ``peak RSS MB``.
+    Columns: baseline s, current s, baseline/current, then each of ``others`` (name ->
+    Summary) in seconds, then the steps' peak RSS. A figure the baseline's records lack
+    is a blank cell."""
     others = others or {}
     versions = ([("baseline", baseline)] if baseline else []) + [("current", current)]
     header = ["step"] + [f"{name} s" for name, _ in versions]
@@ -332,6 +345,7 @@ def step_table(
         rss = [_num(v.steps.get(step, {}).get("peak_rss_mb")) for _, v in versions]
         rows.append([step, *figures(seconds), *rss])
     blank = [""] * len(versions)
+    rows.append(["outside the steps", *figures(lambda s: s.outside_s), *blank])
     rows.append(["whole run", *figures(lambda s: s.wall_s), *blank])
     rss_row = [_num(v.peak_rss_mb) for _, v in versions]
     rss_row += [_ratio(baseline.peak_rss_mb, current.peak_rss_mb)] if baseline else []
@@ -383,6 +397,8 @@ def budget_lines(
             f"- {size_label(years)}: whole run {_said(summary.wall_s)} s"
             f" (goal ≤ {seconds:g} s): {verdict(summary.wall_s, seconds)}"
         )
+        if summary.outside_s is not None:
+            line += f" [{summary.outside_s:.1f} s of it outside the steps]"
         if rss is not None:
             line += (
                 f"; peak RSS {_said(summary.peak_rss_mb)} MB"
@@ -410,8 +426,8 @@ def budget_lines(
         f"{size_label(y)}: {_said(step_s(s, 'preflight'), 2)} s" for y, s in current.items()
     )
     lines.append(
-        "- source declarations (the preflight step: checking the CSVs against seeds/*.yml"
-        f" and generating the source models): {preflight}"
+        "- source declarations (the preflight step of the run record: snapshotting the CSVs,"
+        f" checking them against seeds/*.yml, generating the source models): {preflight}"
     )
     if postgres:
         parts = []
@@ -571,6 +587,11 @@ def report(args, by_code, statistic, ref) -> None:
     fitted = ", ".join(f"{size_label(y)} ({s.rows:,} rows)" for y, s in current.items())
     print(f"\n### growth: k in figure ∝ rows^k, least squares on logs over {fitted}\n")
     print(growth or "needs at least 2 sizes (--years)")
+    if growth and 0 in current:
+        print(
+            '\nThe bundled sample\'s run is mostly fixed cost (row "outside the steps"), which'
+            " flattens k; --years 1,3 fits the large sizes alone."
+        )
     print("\n### budgets (current code)\n")
     print("\n".join(budget_lines(current, by_code.get("monitors-off"), by_code.get("postgres"))))
 

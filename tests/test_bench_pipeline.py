@@ -13,7 +13,7 @@ from bench.pipeline import Measurement, Summary
 
 
 def _summary(years, rows, wall, rss, steps) -> Summary:
-    return Summary(years, rows, 1, 0, wall, rss, steps)
+    return Summary(years, rows, runs=1, failed=0, wall_s=wall, peak_rss_mb=rss, steps=steps)
 
 
 def test_growth_exponent_of_a_power_law():
@@ -39,6 +39,7 @@ def test_summary_leaves_out_failed_runs_and_keeps_missing_fields_missing():
     summary = pipeline.summarize(runs, "min")
     assert (summary.runs, summary.failed, summary.wall_s) == (2, 1, 38.0)
     assert summary.steps["seed"] == {"seconds": 3.8, "peak_rss_mb": None}
+    assert summary.outside_s == pytest.approx(34.2)  # 38 s minus its 3.8 s step
     assert pipeline.summarize(runs[:2] + [run(50.0, 0, None)], "median").wall_s == 40.0
     assert pipeline.summarize([run(5.0, 2, None)], "min").wall_s is None
     assert pipeline.statistic_name(2) == "min" and pipeline.statistic_name(3) == "median"
@@ -53,8 +54,11 @@ def test_budget_verdicts():
         3: _summary(3, 1_649_797, 55.0, 650.0, {"monitor": {"seconds": 6.5}}),
     }
     off = {3: _summary(3, 1_649_797, 50.0, 640.0, {})}
+    current[0].outside_s = 9.0
     lines = pipeline.budget_lines(current, monitors_off=off)
-    assert lines[0] == "- bundled sample: whole run 14.0 s (goal ≤ 15 s): met"
+    assert lines[0] == (
+        "- bundled sample: whole run 14.0 s (goal ≤ 15 s): met [9.0 s of it outside the steps]"
+    )
     assert lines[1] == "- 1 year: not measured (--years)"
     assert lines[2] == (
         "- 3 years: whole run 55.0 s (goal ≤ 60 s): met; peak RSS 650.0 MB (goal ≤ 600 MB): NOT met"
@@ -97,9 +101,10 @@ def test_step_table_leaves_a_field_the_baseline_lacks_blank():
     rows = {row[0]: row[1:] for row in cells[2:]}
     assert rows["seed"] == ["8.00", "6.00", "1.33", "", "250.0"]
     assert rows["docs"] == ["", "3.00", "", "", "260.0"]  # a step the baseline did not run
+    assert rows["outside the steps"] == ["", "", "", "", ""]  # no runs: no figure
     assert rows["whole run"] == ["30.00", "24.00", "1.25", "", ""]
     assert rows["peak RSS MB"] == ["400.0", "410.0", "0.98", "", ""]
-    assert list(rows) == ["seed", "docs", "whole run", "peak RSS MB"]  # pipeline order
+    assert list(rows) == ["seed", "docs", "outside the steps", "whole run", "peak RSS MB"]
     # Without a baseline, no baseline columns.
     alone = pipeline.step_table(current).splitlines()[0]
     assert "baseline" not in alone and "current s" in alone
