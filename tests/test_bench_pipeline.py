@@ -1,9 +1,13 @@
 """``bench/pipeline.py``'s arithmetic and report, without running a pipeline: the growth
-fit, the budgets' verdicts, the step table and the default baseline (a tiny git repo)."""
+fit, the budgets' verdicts, the step table, the default baseline (a tiny git repo) and
+the peak RSS of one small child process."""
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,6 +112,23 @@ def test_step_table_leaves_a_field_the_baseline_lacks_blank():
     # Without a baseline, no baseline columns.
     alone = pipeline.step_table(current).splitlines()[0]
     assert "baseline" not in alone and "current s" in alone
+
+
+def test_run_measured_reports_that_one_child(tmp_path):
+    big = "x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096])"
+    wall, big_rss, code = pipeline.run_measured(
+        [sys.executable, "-c", big], env=dict(os.environ), cwd=tmp_path, log=tmp_path / "big.log"
+    )
+    assert code == 0 and big_rss > 200 and wall > 0
+    small = "import sys; print('bye'); sys.exit(3)"
+    _, rss, code = pipeline.run_measured(
+        [sys.executable, "-c", small], env=dict(os.environ), cwd=tmp_path, log=tmp_path / "s.log"
+    )
+    # Not the bigger child before it; at least this process's own peak, which Linux
+    # carries over fork+exec (why bench/pipeline.py keeps its own process small).
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert code == 3 and rss < big_rss - 50 and rss < own + 30
+    assert (tmp_path / "s.log").read_text() == "bye\n"
 
 
 def _git(repo: Path, *args: str) -> str:
