@@ -14,9 +14,13 @@ SEED ?= 42
 #: the other, and the Jenkinsfile has one stage per entry (tests/test_cicd.py checks).
 CI_STAGES := lint test validate model deploy
 OUTCOME ?= failure
+#: `make bench BENCH=--pipeline` runs bench/pipeline.py $(BENCH_ARGS) (= `make bench-pipeline`)
+#: instead of the seed benchmark; nothing else is a value of BENCH.
+BENCH ?=
+BENCH_ARGS ?=
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
-	airflow-stop airflow-status airflow-distributed lint-docker postgres postgres-stop screenshots data sample bench bench-quick lock clean sync \
+	airflow-stop airflow-status airflow-distributed lint-docker postgres postgres-stop screenshots data sample bench bench-pipeline bench-quick lock clean sync \
 	validate model deploy rollback ci ci-notify quality-eval bench-monitors bench-targets
 
 help:
@@ -126,8 +130,12 @@ airflow-stop: ## stop every Airflow process `make airflow` or `make airflow-dist
 airflow-status: ## health and memory of the local Airflow
 	$(BIN)/python -m dq airflow status
 
-bench: setup ## dbt seed: stock dbt-sqlite vs project loader vs sqlite3 .import (~15 min)
-	$(BIN)/python bench/bench_seeds.py --skip-stock-above 2
+bench: setup ## dbt seed: stock dbt-sqlite vs project loader vs sqlite3 .import (~15 min); BENCH=--pipeline: make bench-pipeline
+	@case "$(BENCH)" in ""|--pipeline) ;; *) echo "BENCH=$(BENCH): only --pipeline (or nothing)" >&2; exit 2;; esac
+	$(if $(filter --pipeline,$(BENCH)),$(BIN)/python bench/pipeline.py $(BENCH_ARGS),$(BIN)/python bench/bench_seeds.py --skip-stock-above 2)
+
+bench-pipeline: setup ## the pipeline on bundled, 1 and 3 years vs the previous release: time, peak RSS, growth, budgets (~10 min)
+	$(BIN)/python bench/pipeline.py $(BENCH_ARGS)
 
 bench-quick: setup ## a 30-second smoke run of the seed benchmark
 	$(BIN)/python bench/bench_seeds.py --quick

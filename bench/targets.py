@@ -18,11 +18,9 @@ measured in the same invocation.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,29 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dq import config, pgcluster  # noqa: E402
-from dq.data import generate  # noqa: E402
+from bench.harness import ThrowawayPostgres, dataset, raw_rows  # noqa: E402
 from dq.sandbox import copy_project, project_env  # noqa: E402
 from dq.steps import STEPS  # noqa: E402
 
 STEP_NAMES = [s.__name__ for s in STEPS] + ["docs"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _data(years: float) -> Path | None:
-    """The CSVs of ``years`` (None: the bundled sample in seeds/)."""
-    if not years:
-        return None
-    out = ROOT / ".cache" / "data" / f"years-{years:g}"
-    if not (out / "raw_orders.csv").exists():
-        print(f"generating {years:g} year(s) into {out} ...", flush=True)
-        generate(out, years=years, seed=42, overwrite=True)
-    return out
 
 
 def _run(work: Path, label: str, data: Path | None, env: dict[str, str]) -> dict:
@@ -62,7 +42,7 @@ def _run(work: Path, label: str, data: Path | None, env: dict[str, str]) -> dict
     if data is not None:
         for csv in data.glob("raw_*.csv"):
             shutil.copyfile(csv, root / "seeds" / csv.name)
-    rows = sum(p.read_bytes().count(b"\n") - 1 for p in (root / "seeds").glob("raw_*.csv"))
+    rows = raw_rows(root / "seeds")
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "dq", "run", "--run-id", label],
@@ -88,40 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [t.strip() for t in args.targets.split(",") if t.strip()]
     datasets = [("bundled", None)] + (
-        [(f"{args.years:g} year", _data(args.years))] if args.years else []
+        [(f"{args.years:g} year", dataset(args.years))] if args.years else []
     )
 
     # A SIGTERM (kill, a CI timeout) still stops the cluster below and removes the copies.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="dq-bench-targets-"))
-    work.chmod(0o755)  # user postgres enters the cluster's folder below
-    services = work / "services"
-    pg = dataclasses.replace(
-        config.for_root(ROOT), target="postgres", pg_port=_free_port(), services_path=services
-    )
+    pg = ThrowawayPostgres(work)
     results: dict[tuple[str, str], dict] = {}
     try:
         if "postgres" in chosen:
-            print(pgcluster.start(pg), flush=True)
+            print(pg.start(), flush=True)
         for name, data in datasets:
             for target in chosen:
-                env = {"DQ_TARGET": target}
                 label = f"{target}-{name.replace(' ', '-')}"
-                if target == "postgres":
-                    # A database is a warehouse (one `published`): one per measurement.
-                    database = label.replace("-", "_")
-                    pgcluster.start(dataclasses.replace(pg, pg_database=database))
-                    env |= {
-                        "DQ_PG_PORT": str(pg.pg_port),
-                        "DQ_SERVICES_DIR": str(services),
-                        "DQ_PG_DATABASE": database,
-                    }
+                env = pg.env(label) if target == "postgres" else {"DQ_TARGET": target}
                 print(f"{label} ...", flush=True)
                 results[(name, target)] = _run(work, label, data, env)
                 print(f"  {results[(name, target)]['wall']:.1f} s", flush=True)
     finally:
         if "postgres" in chosen:
-            pgcluster.remove(pg)
+            pg.remove()
         shutil.rmtree(work, ignore_errors=True)
 
     shown = [s for s in STEP_NAMES if any(s in r["steps"] for r in results.values())]
