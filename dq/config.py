@@ -304,6 +304,8 @@ class Settings:
             "DBT_PROFILES_DIR": str(self.profiles_dir),
             "DQ_BUILD_SCHEMA": build.schema,
         }
+        if self.target == "sqlite":
+            env["DQ_BUILD_PRAGMAS"] = "1"  # a throw-away file: dq.dbt_hooks
         if self.target == "postgres":
             env.update(self.pg_env())
         if self.target == "spark":

@@ -70,6 +70,9 @@ def invoke(settings: Settings, build: Build, *args: str, schema: str | None = No
     """
     from dbt.cli.main import dbtRunner
 
+    from dq import dbt_hooks
+
+    dbt_hooks.install()
     command = [
         *args,
         "--project-dir",
