@@ -101,6 +101,7 @@ def properties(source: Source) -> dict:
                     source.description,
                     f"The clean rows of {source.raw_table}, renamed and cast.",
                 ),
+                **_key_index(source),
                 "columns": [
                     {"name": c.name, "description": _column_description(c)} for c in described
                 ],
@@ -116,6 +117,21 @@ def properties(source: Source) -> dict:
                 "columns": [{"name": "reject_reason", "description": "Why the row was rejected."}],
             },
         ],
+    }
+
+
+def _key_index(source: Source) -> dict:
+    """The clean table's key index (macros/indexes.sql), if the source has a key."""
+    if not source.clean_key:
+        return {}
+    columns = ", ".join(f"'{name}'" for name in source.clean_key)  # checked identifiers
+    return {
+        "config": {
+            "post_hook": [
+                "{{ dq_drop_key_index(this) }}",
+                f"{{{{ dq_key_index(this, [{columns}]) }}}}",
+            ]
+        }
     }
 
 

@@ -218,3 +218,18 @@ def test_a_run_writes_only_its_build_the_warehouse_and_gx_uncommitted(bundled_ru
             assert (root / name).read_bytes() == (REPO / name).read_bytes(), f"{name} changed"
     assert not (root / "dbt_project" / "target").exists()
     assert not (root / "dbt_project" / "logs").exists()
+
+
+def test_every_clean_table_with_a_key_has_an_index_on_it(bundled_run):
+    """The marts, relationship checks and monitors look rows up by key (issue 13)."""
+    root, _ = bundled_run
+    sources = load_sources(root / "seeds")
+    with _db(root) as con:
+        indexed = {
+            (table, tuple(r[2] for r in con.execute(f'pragma index_info("{name}")')))
+            for name, table in con.execute(
+                "select name, tbl_name from sqlite_master where type = 'index'"
+            )
+        }
+    expected = {(s.clean_table, tuple(s.clean_key)) for s in sources.values() if s.clean_key}
+    assert expected and expected <= indexed
