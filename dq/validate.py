@@ -187,6 +187,41 @@ def _register_monitors(context, build: Build, observations) -> None:
     _checkpoint(context, MONITORS, definitions)
 
 
+_sqlite_functions_installed = False
+
+
+def _fast_sqlite_regexp() -> None:
+    """GX's regex expectations on SQLite call SQLAlchemy's Python ``regexp`` once per
+    row, and it looks the pattern up in ``re``'s cache every time (7 s of a
+    3-year run). Every SQLite connection SQLAlchemy opens in this process gets
+    the same function with the compiled pattern kept: same results, no lookup."""
+    global _sqlite_functions_installed  # pylint: disable=global-statement
+    if _sqlite_functions_installed:
+        return
+    import re
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    compiled: dict[str, re.Pattern] = {}
+
+    def regexp(pattern: str, value: str | None) -> bool | None:
+        if value is None:
+            return None
+        matcher = compiled.get(pattern)
+        if matcher is None:
+            matcher = compiled[pattern] = re.compile(pattern)
+        return matcher.search(value) is not None
+
+    @event.listens_for(Engine, "connect")
+    def _register(dbapi_connection, _record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.create_function("regexp", 2, regexp, deterministic=True)
+
+    _sqlite_functions_installed = True
+
+
 def run_checkpoint(
     settings: Settings, build: Build, layer: str, run_id: str, observations=None
 ) -> CheckpointReport:
@@ -196,6 +231,7 @@ def run_checkpoint(
     Results and Data Docs go to ``gx/uncommitted/``, one checkpoint at a time
     (the site and its index are shared by all runs).
     """
+    _fast_sqlite_regexp()
     # GX reads a server's password from the environment (see dq.targets), never a file.
     with environment(settings.pg_env() if settings.target == "postgres" else {}):
         return _run_checkpoint(settings, build, layer, run_id, observations)

@@ -11,6 +11,7 @@ import great_expectations.expectations as gxe
 import pytest
 
 from dq import config, suites
+from dq import validate as dq_validate
 from dq.sources import load_sources
 from tests.conftest import REPO
 
@@ -31,6 +32,7 @@ def validate(tmp_path_factory):
     db = tmp_path_factory.mktemp("gx") / "t.db"
     _table(db, "good", GOOD, "real")
     _table(db, "bad", BAD, "text")  # a column computed without a cast comes back untyped
+    dq_validate._fast_sqlite_regexp()  # the pipeline's SQLite functions, as in a run
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_sqlite("t", connection_string=f"sqlite:///{db}")
     batches = {
