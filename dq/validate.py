@@ -202,7 +202,7 @@ def _fast_sqlite_regexp() -> None:
     import sqlite3
 
     from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
 
     compiled: dict[str, re.Pattern] = {}
 
@@ -214,10 +214,13 @@ def _fast_sqlite_regexp() -> None:
             matcher = compiled[pattern] = re.compile(pattern)
         return matcher.search(value) is not None
 
-    @event.listens_for(Engine, "connect")
-    def _register(dbapi_connection, _record):
-        if isinstance(dbapi_connection, sqlite3.Connection):
+    # On checkout, once per pooled connection: after the dialect's own "connect"
+    # hook, which registers its regexp and would replace this one.
+    @event.listens_for(Pool, "checkout")
+    def _register(dbapi_connection, record, _proxy):
+        if isinstance(dbapi_connection, sqlite3.Connection) and "dq_regexp" not in record.info:
             dbapi_connection.create_function("regexp", 2, regexp, deterministic=True)
+            record.info["dq_regexp"] = True
 
     _sqlite_functions_installed = True
 
