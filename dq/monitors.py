@@ -328,7 +328,13 @@ def measure(
             if not (c.values or c.references):
                 continue
             x = f"base.{_q(c.name)}"
-            distinct = con.execute(f"select count(distinct {x}) from {relation} {where}").fetchone()
+            # At most limit + 1 distinct values are read: enough to know the column has
+            # too many to be a category (an id column stops after a few rows, not after
+            # counting every distinct id of three years).
+            distinct = con.execute(
+                f"select count(*) from (select distinct {x} from {relation} {where}"
+                f" and {x} is not null limit {int(limit) + 1}) as seen"
+            ).fetchone()
             if not distinct[0] or distinct[0] > limit:
                 continue
             rows, per_day = _counts_by(con, relation, where, day, x)
