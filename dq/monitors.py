@@ -169,6 +169,7 @@ def measure(
     source: Source,
     chr_function: str = "char",
     text_type: str = "text",
+    stage=None,
 ):
     """Per-day series of every metric the source's monitors watch:
     ``{(metric, segment): _Series}``, with the days and rows per day."""
@@ -188,6 +189,10 @@ def measure(
     rewritten = [rewritten[0], *rewritten[2:]]
     day = f"substr({t}, 1, 10)"
     where = f"where {t} is not null"
+    if stage is not None and " join " in relation:
+        # The queries below each read the whole joined relation: join it once
+        # (the target's temporary table; None where it cannot make one).
+        relation = stage(con, f"select * from {relation} {where}") or relation
     series: dict[tuple[str, str], _Series] = {}
 
     def add(metric, segment, monitor, kind, label, rows):
@@ -694,7 +699,10 @@ def check_build(settings, target, build, sources: dict[str, Source]) -> Report:
                     continue
                 checker = _Checker(source, report)
                 if source.monitors.time:
-                    series = measure(con, sources, source, target.chr_function, target.text_type)
+                    series = measure(
+                        con, sources, source, target.chr_function, target.text_type,
+                        target.stage_rows,
+                    )  # fmt: skip
                     for (metric, segment), s in series.items():
                         report.candidates += [
                             (noun, source.clean_table, metric, segment, str(d), v, n)

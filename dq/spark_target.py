@@ -185,6 +185,9 @@ class Spark(Target):
 
     # -------------------------------------------------------------- reading
 
+    def stage_rows(self, con, select: str) -> str | None:
+        return None  # Spark plans each query from the tables; nothing to gain here
+
     def connect(self, build: Build | None = None):
         return SparkConnection(self.spark, build.schema if build else PUBLISHED)
 

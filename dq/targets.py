@@ -82,6 +82,15 @@ class Target:
         path = build.db if build else self.settings.published_db
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
+    def stage_rows(self, con, select: str) -> str | None:
+        """The rows of ``select`` as a temporary table of the connection (replacing the
+        one staged before), for queries that each read all of them: its name as a
+        ``from`` clause whose columns keep their names, or None where the target
+        cannot make one (a read-only server transaction)."""
+        con.execute("drop table if exists temp.dq_staged")
+        con.execute(f"create temp table dq_staged as {select}")
+        return "temp.dq_staged as base"
+
     @contextlib.contextmanager
     def published_attached(self, con) -> Iterator[str | None]:
         """Make the published warehouse readable as ``published.<table>`` on a build
@@ -200,6 +209,9 @@ class Postgres(Target):
     def exists(self, build: Build | None = None) -> bool:
         with contextlib.closing(self._raw()) as raw, raw.cursor() as cur:
             return self._schema_exists(cur, build.schema if build else PUBLISHED)
+
+    def stage_rows(self, con, select: str) -> str | None:
+        return None  # the monitors' connection is read-only: no temporary tables
 
     def connect(self, build: Build | None = None):
         raw = self._raw(options="-c default_transaction_read_only=on")

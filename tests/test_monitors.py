@@ -308,3 +308,25 @@ def test_csv_values_in_a_line_are_escaped_for_data_docs():
     (expectation,) = monitors.expectations([hostile])["monitors_items"]
     assert "<script>" not in expectation.description
     assert "&lt;script&gt;" in expectation.description
+
+
+def test_a_joined_source_is_read_once_and_measured_the_same(bundled_run):
+    """Items take their day from orders: the join is staged once as a temporary
+    table (issue 13) and every series equals the one read through the join."""
+    root, _ = bundled_run
+    settings = config.for_root(root)
+    sources = load_sources(root / "seeds")
+    target = targets.of(settings)
+    con = target.connect()
+    statements: list[str] = []
+    con.set_trace_callback(statements.append)
+    try:
+        items = sources["items"]
+        staged = monitors.measure(con, sources, items, stage=target.stage_rows)
+        reads_of_the_join = [s for s in statements if " join " in s.lower()]
+        joined = monitors.measure(con, sources, items)
+    finally:
+        con.close()
+    assert len(reads_of_the_join) == 1 and "create temp table" in reads_of_the_join[0]
+    assert {k: v.points for k, v in staged.items()} == {k: v.points for k, v in joined.items()}
+    assert any(v.points for v in staged.values())
