@@ -143,6 +143,9 @@ class Settings:
     history_keep_days: int = 400
     #: the anomaly monitors run (``DQ_MONITORS=off`` skips them, e.g. to measure their cost)
     monitors: bool = True
+    #: dbt reads the seeds as streams, not whole agate tables (:mod:`dq.seed_stream`;
+    #: ``DQ_STREAM_SEEDS=off``: dbt's own reader, e.g. to compare)
+    stream_seeds: bool = True
     #: where a run builds and publishes (:mod:`dq.targets`): sqlite, postgres or spark
     target: str = "sqlite"
     #: the PostgreSQL server of the postgres target (``make postgres`` starts one here)
@@ -306,6 +309,8 @@ class Settings:
         }
         if self.target == "sqlite":
             env["DQ_BUILD_PRAGMAS"] = "1"  # a throw-away file: dq.dbt_hooks
+        if self.target in ("sqlite", "postgres"):  # their seed loaders take a stream
+            env["DQ_STREAM_SEEDS"] = "1" if self.stream_seeds else "0"  # dq.dbt_hooks
         if self.target == "postgres":
             env.update(self.pg_env())
         if self.target == "spark":
@@ -374,6 +379,7 @@ def load() -> Settings:
         keep_releases=_int("DQ_KEEP_RELEASES", 10),
         history_keep_days=_int("DQ_HISTORY_KEEP_DAYS", 400),
         monitors=_switch("DQ_MONITORS", True),
+        stream_seeds=_switch("DQ_STREAM_SEEDS", True),
         target=_choice("DQ_TARGET", TARGETS),
         pg_host=os.environ.get("DQ_PG_HOST", "127.0.0.1"),
         pg_port=_int("DQ_PG_PORT", 55432),

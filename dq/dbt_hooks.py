@@ -1,5 +1,11 @@
 """What the pipeline adds to dbt when it runs dbt in its own process (:mod:`dq.dbt`).
 
+Two things, each only while :func:`dq.dbt.invoke` has set its variable:
+
+- the build pragmas below (:data:`ENV`);
+- seeds read as a stream instead of whole agate tables (:data:`STREAM_ENV`,
+  :mod:`dq.seed_stream`): the same tables, in constant memory.
+
 A run's build file is throw-away: only that run writes it, and a run that dies
 leaves a build no one publishes (the next run starts a new one). So the
 pipeline's dbt connections to it skip the durability a published database
@@ -17,6 +23,8 @@ import os
 
 #: Set (to "1") by dq.config.Settings.dbt_env for a run's SQLite build.
 ENV = "DQ_BUILD_PRAGMAS"
+#: Set (to "1") by dq.config.Settings.dbt_env unless ``DQ_STREAM_SEEDS=off``.
+STREAM_ENV = "DQ_STREAM_SEEDS"
 
 #: Per-connection settings for a throw-away build file. journal_mode=memory keeps
 #: ROLLBACK working (dbt rolls back a failed node) without writing a journal file;
@@ -34,11 +42,19 @@ def apply_build_pragmas(handle) -> None:
         handle.execute(f"pragma main.{pragma}")
 
 
+def stream_seeds() -> bool:
+    """Whether this dbt invocation reads seeds as streams (:mod:`dq.seed_stream`)."""
+    return os.environ.get(STREAM_ENV) == "1"
+
+
 def install() -> None:
-    """Wrap dbt-sqlite's connection opening (once per process)."""
+    """Wrap dbt-sqlite's connection opening and dbt's seed reading (once per process)."""
     global _installed  # pylint: disable=global-statement
     if _installed:
         return
+    from dq import seed_stream
+
+    seed_stream.install(stream_seeds)
     from dbt.adapters.sqlite.connections import SQLiteConnectionManager
 
     opened = SQLiteConnectionManager.open.__func__

@@ -61,3 +61,16 @@ def test_the_pipeline_sets_it_for_sqlite_builds_only(settings):
     assert settings.dbt_env(build)[dbt_hooks.ENV] == "1"
     server = dataclasses.replace(settings, target="postgres", pg_password="x")
     assert dbt_hooks.ENV not in server.dbt_env(build)
+
+
+def test_the_pipeline_streams_seeds_unless_switched_off(settings, monkeypatch):
+    """dq.seed_stream reads the seeds of sqlite and postgres runs; DQ_STREAM_SEEDS=off
+    gives dbt's own reader back; spark's loader is left with agate."""
+    build = settings.build("r1")
+    assert settings.dbt_env(build)[dbt_hooks.STREAM_ENV] == "1"
+    server = dataclasses.replace(settings, target="postgres", pg_password="x")
+    assert server.dbt_env(build)[dbt_hooks.STREAM_ENV] == "1"
+    spark = dataclasses.replace(settings, target="spark")
+    assert dbt_hooks.STREAM_ENV not in spark.dbt_env(build)
+    monkeypatch.setenv("DQ_STREAM_SEEDS", "off")
+    assert config.load().dbt_env(build)[dbt_hooks.STREAM_ENV] == "0"

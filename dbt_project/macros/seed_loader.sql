@@ -23,10 +23,16 @@
     Routes measured and dropped: `modules.itertools.chain` would flatten in C
     but is deprecated in dbt 1.11; binding column-major with numbered `?NNN`
     parameters (to flatten with `zip`) made loads 5x slower, as SQLite looks
-    every `?NNN` up in a list while parsing. Agate's CSV parsing runs before
-    this macro, in dbt's seed materialization, and stays as it is: with the
-    project's `column_types: text` it does no type inference and costs
-    about 8 us per row. -#}
+    every `?NNN` up in a list while parsing.
+
+    CSV reading (issue 13): dbt's seed materialization reads the file into an
+    agate table before this macro runs (about 8 us per row, the whole file in
+    memory). In the pipeline's dbt process (dq.dbt.invoke) dq.seed_stream
+    replaces that reader for all-text seeds with a table that reads the file
+    a batch at a time and offers `flat_batches(batch_size, transform)`: flat
+    value lists, ready to bind. `dq_insert_batches` uses them when the table
+    has them (no Jinja loop per row) and iterates `agate_table.rows` as before
+    when it is a real agate table (plain `dbt seed`). -#}
 
 {#- The largest number of `?` one statement may bind on this connection. -#}
 {% macro seed_loader_variable_limit() %}
@@ -92,27 +98,45 @@
         {%- set row_placeholder = '(' ~ ([placeholder] * column_count) | join(', ') ~ ')' -%}
         {%- set full_batch_sql = insert_head ~ ([row_placeholder] * batch_size) | join(',\n') -%}
 
-        {%- for chunk in agate_table.rows | batch(batch_size) -%}
-            {%- if chunk | length == batch_size -%}
-                {%- set sql = full_batch_sql -%}
-            {%- else -%}
-                {%- set sql = insert_head ~ ([row_placeholder] * (chunk | length)) | join(',\n') -%}
-            {%- endif -%}
-            {#- The one loop left per row. Binding `extend` once skips the
-                sandbox's attribute checks on every row. -#}
-            {%- set values = [] -%}
-            {%- set extend = values.extend -%}
-            {%- for row in chunk -%}
-                {%- do extend(row) -%}
+        {%- if agate_table.flat_batches is defined -%}
+            {#- A streamed table (dq.seed_stream, issue 13) reads the CSV a batch
+                at a time and hands each batch over already flat: no loop per row
+                here. It applies `transform` itself where values need it. -#}
+            {%- for values in agate_table.flat_batches(batch_size, transform) -%}
+                {%- set rows = (values | length) // column_count -%}
+                {%- if rows == batch_size -%}
+                    {%- set sql = full_batch_sql -%}
+                {%- else -%}
+                    {%- set sql = insert_head ~ ([row_placeholder] * rows) | join(',\n') -%}
+                {%- endif -%}
+                {%- do adapter.add_query(sql, bindings=values, abridge_sql_log=True) -%}
+                {%- if loop.first -%}
+                    {%- do statements.append(sql) -%}
+                {%- endif -%}
             {%- endfor -%}
-            {#- One call converts the whole batch (SQLite: Decimal -> str, like
-                stock): it maps value by value, so a batch is as good as a row. -#}
-            {%- set bindings = transform(values) if transform is not none else values -%}
-            {%- do adapter.add_query(sql, bindings=bindings, abridge_sql_log=True) -%}
-            {%- if loop.first -%}
-                {%- do statements.append(sql) -%}
-            {%- endif -%}
-        {%- endfor -%}
+        {%- else -%}
+            {%- for chunk in agate_table.rows | batch(batch_size) -%}
+                {%- if chunk | length == batch_size -%}
+                    {%- set sql = full_batch_sql -%}
+                {%- else -%}
+                    {%- set sql = insert_head ~ ([row_placeholder] * (chunk | length)) | join(',\n') -%}
+                {%- endif -%}
+                {#- The one loop left per row. Binding `extend` once skips the
+                    sandbox's attribute checks on every row. -#}
+                {%- set values = [] -%}
+                {%- set extend = values.extend -%}
+                {%- for row in chunk -%}
+                    {%- do extend(row) -%}
+                {%- endfor -%}
+                {#- One call converts the whole batch (SQLite: Decimal -> str, like
+                    stock): it maps value by value, so a batch is as good as a row. -#}
+                {%- set bindings = transform(values) if transform is not none else values -%}
+                {%- do adapter.add_query(sql, bindings=bindings, abridge_sql_log=True) -%}
+                {%- if loop.first -%}
+                    {%- do statements.append(sql) -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endif -%}
     {%- endif -%}
 
     {#- Like stock: the first statement is rendered into the compiled files.
