@@ -1,17 +1,22 @@
 """What issue 13 took out of a run's fixed cost must not change what a run checks:
 
 - dbt's parse of one run is reused by the next (:mod:`dq.dbt`), yet every run reads
-  its own seeds, and a changed source declaration is parsed again and used.
+  its own seeds, and a changed source declaration is parsed again and used;
+- a GX layer is registered with one write of its ``great_expectations.yml``
+  (:func:`dq.validate._config_written_once`), yet a new context read from disk (the
+  next Airflow task, a retry) finds every suite, asset and batch of it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
-from dq import config
+from dq import build as build_mod
+from dq import config, validate
 from dq import dbt as dq_dbt
 from dq.record import Run
 from tests.conftest import run_cli
@@ -88,3 +93,49 @@ def test_the_next_run_reuses_the_dbt_parse_and_still_sees_its_own_inputs(
     transform = Run.load(settings, "third").step("transform")
     assert transform.detail["rejected"]["raw_stores"] == over
     assert third.returncode == 1  # the stores' rejected-share budget is 0
+
+
+def test_a_gx_layer_is_registered_with_one_config_write_and_reloads_from_disk(
+    published_project, monkeypatch
+):
+    import great_expectations as gx
+    from great_expectations.data_context.data_context.file_data_context import (
+        FileDataContext,
+    )
+
+    root, _ = published_project
+    settings = _settings(root, monkeypatch)
+    build = build_mod.create(settings, "gx-once")
+    shutil.copy2(settings.published_db, build.db)
+    build_mod.snapshot_seeds(
+        settings.seeds_dir, build, sorted(p.name for p in settings.seeds_dir.iterdir())
+    )
+    writes = []
+    save = FileDataContext._save_project_config
+
+    def counting(self, *args, **kwargs):
+        writes.append(1)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(FileDataContext, "_save_project_config", counting)
+
+    reports = {}
+    for layer in ("raw", "transformed"):
+        before = len(writes)
+        reports[layer] = validate.run_checkpoint(settings, build, layer, "gx-once")
+        # The first layer also adds the datasource (one write of its own).
+        assert len(writes) - before == (2 if layer == "raw" else 1), layer
+        assert reports[layer].suites and reports[layer].success, layer
+
+    # A new context from disk finds both layers complete and validates the same.
+    fresh = gx.get_context(mode="file", context_root_dir=str(build.root / "gx"))
+    for layer, report in reports.items():
+        result = fresh.checkpoints.get(layer).run()
+        statistics = {
+            v.suite_name: (
+                v.statistics["evaluated_expectations"],
+                v.statistics["successful_expectations"],
+            )
+            for v in result.run_results.values()
+        }
+        assert statistics == {s.suite: (s.evaluated, s.passed) for s in report.suites}, layer
