@@ -14,11 +14,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dq
 
-# The pinned requirements first: this layer is rebuilt only when they change.
+# The pinned requirements first: this layer is rebuilt only when they change. With
+# their bytecode: PYTHONDONTWRITEBYTECODE keeps every task process from caching it,
+# so without it each one would compile dbt, GX and pandas from source (~13 s).
 COPY requirements.txt ./
 RUN pip install --no-cache-dir uv==0.13.9 \
     && uv venv /opt/venv \
-    && uv pip install --no-cache -r requirements.txt
+    && uv pip install --no-cache --compile-bytecode -r requirements.txt
 
 COPY . .
 

@@ -15,6 +15,7 @@ reads the result and reports failures by severity, and the caller decides.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -153,6 +154,24 @@ def _checkpoint(context, name: str, definitions) -> None:
     )
 
 
+@contextlib.contextmanager
+def _config_written_once(context):
+    """GX's file context rewrites the whole ``great_expectations.yml`` after each
+    asset and each batch definition it adds: two YAML dumps a table, each longer
+    than the last (about half a second of the transformed layer's registration).
+    While a layer registers, those writes are held back; the file is written once
+    at the end, with everything registered so far (also when registering failed,
+    as GX would have left it)."""
+    # pylint: disable=protected-access
+    save = context._save_project_config
+    context._save_project_config = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        del context._save_project_config
+        save()
+
+
 def _set_stable_ids(suite) -> None:
     """Give each expectation an id derived from its suite, position and config,
     so that the same declaration gives the same ids in every run."""
@@ -247,10 +266,11 @@ def _run_checkpoint(settings, build, layer, run_id, observations) -> CheckpointR
     try:
         checkpoint = context.checkpoints.get(layer)
     except Exception:  # GX raises its own "not found" types
-        if layer == MONITORS:
-            _register_monitors(context, build, observations or [])
-        else:
-            _register(context, settings, build, layer)
+        with _config_written_once(context):
+            if layer == MONITORS:
+                _register_monitors(context, build, observations or [])
+            else:
+                _register(context, settings, build, layer)
         checkpoint = context.checkpoints.get(layer)
     uncommitted = settings.gx_dir / "uncommitted"
     uncommitted.mkdir(parents=True, exist_ok=True)
