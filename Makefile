@@ -21,7 +21,8 @@ BENCH_ARGS ?=
 
 .PHONY: help setup setup-ui setup-test demo run test lint lint-jenkins fmt docs serve airflow \
 	airflow-stop airflow-status airflow-distributed lint-docker postgres postgres-stop screenshots data sample bench bench-pipeline bench-quick lock clean sync \
-	validate model deploy rollback ci ci-notify quality-eval bench-monitors bench-targets bench-seed-step
+	validate model deploy rollback ci ci-notify quality-eval bench-monitors bench-targets bench-seed-step \
+	bench-seed-typed
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -147,6 +148,9 @@ bench-quick: setup ## a 30-second smoke run of the seed benchmark
 
 bench-seed-step: setup ## the pipeline's seed step on 1 and 3 years, agate vs streamed CSV reading: time, peak RSS (~3 min)
 	$(BIN)/python bench/seed_step.py $(BENCH_ARGS)
+
+bench-seed-typed: setup ## plain dbt seed of 1 year's raw_orders with inferred types, stock vs project loader (~4 min)
+	$(BIN)/python bench/seed_typed.py $(BENCH_ARGS)
 
 quality-eval: setup ## silent defects + clean next days through the pipeline: caught/warned/missed, false alarms (~22 min)
 	$(BIN)/python -m dq.quality_eval $(EVAL_ARGS)
