@@ -16,7 +16,7 @@ WORKDIR /opt/dq
 
 # The pinned requirements first: this layer is rebuilt only when they change. With
 # their bytecode: PYTHONDONTWRITEBYTECODE keeps every task process from caching it,
-# so without it each one would compile dbt, GX and pandas from source (~13 s).
+# so without it each one would compile dbt, GX and pandas from source (10-12 s).
 COPY requirements.txt ./
 RUN pip install --no-cache-dir uv==0.13.9 \
     && uv venv /opt/venv \

@@ -35,7 +35,7 @@ setup: ## create .venv, install the pinned requirements and the dq package, gene
 	@$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
 	@# Bytecode of every installed package (uv writes none, and PYTHONDONTWRITEBYTECODE
 	@# keeps Python from caching it): without it each process compiles dbt, GX and
-	@# pandas from source, ~13 s of a bundled run (issue 13). Once per requirements change.
+	@# pandas from source, 10-12 s of a bundled run (issue 13). Once per requirements change.
 	@test $(VENV)/.bytecode -nt requirements.txt || { \
 	  $(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1; touch $(VENV)/.bytecode; }
 	@$(BIN)/python -m dq sync >/dev/null
